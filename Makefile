@@ -1,0 +1,39 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+# Each step is skipped when its inputs have not changed.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.stamps
+SOURCES := $(shell find src python -type f \( -name '*.cpp' -o -name '*.hpp' -o -name '*.py' -o -name '*.pyi' \) 2>/dev/null) CMakeLists.txt pyproject.toml
+
+.PHONY: all setup demo test bench clean
+all: setup
+
+$(STAMP)/system:
+	@scripts/ensure_system_packages.sh
+	@mkdir -p $(STAMP) 2>/dev/null || true
+	@[ -d $(VENV) ] || $(PYTHON) -m venv $(VENV)
+	@mkdir -p $(STAMP) && touch $@
+
+$(STAMP)/python-deps: $(STAMP)/system pyproject.toml
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.12" cmake ninja psutil pytest pytest-benchmark
+	@touch $@
+
+$(STAMP)/build: $(STAMP)/python-deps $(SOURCES)
+	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
+	@touch $@
+
+setup: $(STAMP)/build
+
+demo: setup
+	$(PY) examples/demo.py
+
+test: setup
+	$(PY) -m pytest -q tests
+
+bench: setup
+	$(PY) -m pytest -q benchmarks --benchmark-only --benchmark-columns=min,median,mean,max,rounds
+
+clean:
+	rm -rf build $(VENV) .pytest_cache
