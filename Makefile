@@ -11,8 +11,7 @@ all: setup
 
 $(STAMP)/system:
 	@scripts/ensure_system_packages.sh
-	@mkdir -p $(STAMP) 2>/dev/null || true
-	@[ -d $(VENV) ] || $(PYTHON) -m venv $(VENV)
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	@mkdir -p $(STAMP) && touch $@
 
 $(STAMP)/python-deps: $(STAMP)/system pyproject.toml

@@ -1,0 +1,54 @@
+// Replays engine log records into Python's `logging` (logger "faas_sdk.engine") from one
+// forwarding thread, so no engine thread ever waits for the GIL.
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "bindings/bindings.hpp"
+#include "core/log/logging.hpp"
+
+namespace py = pybind11;
+
+namespace faas::bindings {
+namespace {
+
+std::mutex g_mu;
+std::thread g_forwarder;
+std::atomic<bool> g_running{false};
+
+void forward_loop() {
+  while (g_running.load()) {
+    auto record = log::pop_record(std::chrono::milliseconds(200));
+    if (!record) continue;
+    py::gil_scoped_acquire gil;
+    try {
+      py::module_::import("logging").attr("getLogger")("faas_sdk.engine").attr("log")(record->python_level,
+                                                                                     record->message);
+    } catch (py::error_already_set& e) {
+      e.discard_as_unraisable("faas_sdk log forwarding");
+    }
+  }
+}
+
+}  // namespace
+
+void start_log_forwarder() {
+  std::lock_guard lock(g_mu);
+  if (g_running.load()) return;
+  g_running = true;
+  g_forwarder = std::thread(forward_loop);
+}
+
+void stop_log_forwarder() {
+  std::lock_guard lock(g_mu);
+  if (!g_running.exchange(false)) return;
+  py::gil_scoped_release release;  // the forwarder may be waiting for the GIL
+  g_forwarder.join();
+}
+
+void register_logging(py::module_& m) {
+  m.def("set_log_level", &log::set_python_level, py::arg("level"),
+        "Sets the engine's log level from a Python logging level.");
+}
+
+}  // namespace faas::bindings

@@ -1,0 +1,259 @@
+#include "core/engine/engine.hpp"
+
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <random>
+
+#include "core/errors.hpp"
+#include "core/log/logging.hpp"
+#include "core/util/syscalls.hpp"
+
+namespace faas::engine {
+namespace {
+
+std::mutex g_mu;
+EngineConfig g_config;
+bool g_configured = false;
+// Never deleted: sandboxes held by Python objects keep a reference to their engine, and must
+// still answer (as dead) after shutdown.
+Engine* g_engine = nullptr;
+
+std::string make_temp_root(const std::string& parent) {
+  std::string pattern = (parent.empty() ? std::string("/tmp") : parent) + "/faas_sdk-" +
+                        std::to_string(::getpid()) + "-XXXXXX";
+  if (!::mkdtemp(pattern.data())) sys::throw_errno("mkdtemp(" + pattern + ")");
+  return pattern;
+}
+
+std::string new_sandbox_id() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static const char* hex = "0123456789abcdef";
+  uint64_t v = rng();
+  std::string id = "sbx-";
+  for (int i = 0; i < 12; ++i) id.push_back(hex[(v >> (i * 4)) & 0xF]);
+  return id;
+}
+
+}  // namespace
+
+void Engine::configure(EngineConfig config) {
+  std::lock_guard lock(g_mu);
+  g_config = std::move(config);
+  g_configured = true;
+}
+
+Engine& Engine::instance() {
+  std::lock_guard lock(g_mu);
+  if (!g_engine) {
+    if (!g_configured) throw Error(ErrorKind::kFaas, "the engine is not configured (import faas_sdk first)");
+    g_engine = new Engine(g_config);
+  }
+  return *g_engine;
+}
+
+bool Engine::running() {
+  std::lock_guard lock(g_mu);
+  return g_engine != nullptr;
+}
+
+void Engine::shutdown_instance() {
+  Engine* engine;
+  {
+    std::lock_guard lock(g_mu);
+    engine = std::exchange(g_engine, nullptr);
+  }
+  if (engine) engine->shutdown();
+}
+
+Engine::Engine(EngineConfig config)
+    : config_(std::move(config)),
+      temp_root_(make_temp_root(config_.temp_parent)),
+      broker_(reactor_, config_.broker_path, temp_root_),
+      arena_(2) {
+  reactor_.start();
+  broker_.start();
+  log::logger()->debug("engine started, temp root {}", temp_root_);
+}
+
+std::shared_ptr<sandbox::Zygote> Engine::zygote_for(const std::string& python) {
+  std::shared_ptr<sandbox::Zygote> zygote;
+  {
+    std::lock_guard lock(mu_);
+    if (shut_down_) throw Error(ErrorKind::kFaas, "the engine has been shut down");
+    auto it = zygotes_.find(python);
+    if (it != zygotes_.end() && it->second->alive()) {
+      zygote = it->second;
+    } else {
+      zygote = std::make_shared<sandbox::Zygote>(reactor_, python, config_.kernel_script, temp_root_);
+      zygotes_[python] = zygote;
+      zygote->start(broker_);
+    }
+  }
+  if (!zygote->wait_ready(std::chrono::seconds(60)))
+    throw Error(ErrorKind::kFaas, "the zygote for " + python + " did not start within 60 s");
+  return zygote;
+}
+
+std::shared_ptr<sandbox::Sandbox> Engine::create_sandbox(sandbox::SandboxSpec spec, bool wait_ready) {
+  auto zygote = zygote_for(spec.python);
+  std::string id = new_sandbox_id();
+  bool owns = spec.workdir.empty();
+  std::string workdir = owns ? temp_root_ + "/" + id : spec.workdir;
+  std::error_code ec;
+  if (owns) {
+    if (::mkdir(workdir.c_str(), 0700) < 0) sys::throw_errno("mkdir(" + workdir + ")");
+  } else if (!std::filesystem::create_directories(workdir, ec) && ec) {
+    throw Error(ErrorKind::kFaas, "cannot create workdir " + workdir + ": " + ec.message());
+  }
+  auto sb = std::make_shared<sandbox::Sandbox>(*this, id, std::move(spec), workdir, owns);
+  {
+    std::lock_guard lock(mu_);
+    registry_.emplace(id, sb);
+  }
+  try {
+    auto [engine_end, kernel_end] = sys::socket_pair(SOCK_STREAM, true);
+    auto [out_read, out_write] = sys::make_pipe(true);
+    auto [err_read, err_write] = sys::make_pipe(true);
+    sb->attach_channels(std::move(engine_end), std::move(out_read), std::move(err_read));
+    zygote->fork_sandbox(sb, std::move(kernel_end), std::move(out_write), std::move(err_write));
+  } catch (...) {
+    sb->fail_start("could not be started");
+    sb->close();
+    throw;
+  }
+  if (wait_ready && !sb->wait_ready(std::chrono::seconds(60))) {
+    sb->close();
+    throw Error(ErrorKind::kFaas, "sandbox " + id + " did not become ready within 60 s");
+  }
+  return sb;
+}
+
+std::shared_ptr<sandbox::Sandbox> Engine::take_warm(const std::string& python) {
+  for (;;) {
+    std::shared_ptr<sandbox::Sandbox> sb;
+    {
+      std::lock_guard lock(mu_);
+      auto& pool = pools_[python];
+      if (pool.empty()) break;
+      sb = std::move(pool.front());
+      pool.pop_front();
+    }
+    // Forking the replacement is off the caller's path.
+    arena_.enqueue([this, python] { refill_pool(python); });
+    try {
+      if (sb->wait_ready(std::chrono::seconds(60))) return sb;
+    } catch (const Error&) {
+    }
+    sb->close_async();  // died while waiting in the pool: discard and try the next
+  }
+  refill_pool(python);
+  sandbox::SandboxSpec spec;
+  spec.python = python;
+  return create_sandbox(std::move(spec), true);
+}
+
+void Engine::refill_pool(const std::string& python) {
+  size_t missing;
+  {
+    std::lock_guard lock(mu_);
+    if (shut_down_) return;
+    auto& pool = pools_[python];
+    missing = pool_size_ > pool.size() ? pool_size_ - pool.size() : 0;
+  }
+  for (size_t i = 0; i < missing; ++i) {
+    sandbox::SandboxSpec spec;
+    spec.python = python;
+    try {
+      auto sb = create_sandbox(std::move(spec), false);
+      std::lock_guard lock(mu_);
+      pools_[python].push_back(std::move(sb));
+    } catch (const std::exception& e) {
+      log::logger()->warn("warm pool refill for {} failed: {}", python, e.what());
+      return;
+    }
+  }
+}
+
+void Engine::set_pool_size(size_t size) {
+  std::lock_guard lock(mu_);
+  pool_size_ = size;
+}
+
+void Engine::prewarm(const std::string& python) {
+  // Zygote start-up takes tens of milliseconds; do it off the caller's path.
+  arena_.enqueue([this, python] {
+    try {
+      zygote_for(python);
+      refill_pool(python);
+    } catch (const std::exception& e) {
+      log::logger()->warn("prewarm of {} failed: {}", python, e.what());
+    }
+  });
+}
+
+size_t Engine::live_sandbox_count() {
+  std::lock_guard lock(mu_);
+  return registry_.size();
+}
+
+void Engine::sandbox_finished(std::shared_ptr<sandbox::Sandbox> sb) {
+  {
+    std::lock_guard lock(mu_);
+    registry_.erase(sb->id());
+  }
+  if (!sb->owns_workdir()) return;
+  if (!reactor_.in_reactor_thread()) {
+    remove_workdir(sb->workdir());
+    return;
+  }
+  // Never block the reactor on file-system work: remove the tree in the arena.
+  {
+    std::lock_guard lock(disposal_mu_);
+    ++disposals_pending_;
+  }
+  std::string path = sb->workdir();
+  arena_.enqueue([this, path] {
+    remove_workdir(path);
+    std::lock_guard lock(disposal_mu_);
+    --disposals_pending_;
+    disposal_cv_.notify_all();
+  });
+}
+
+void Engine::remove_workdir(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+  if (ec) log::logger()->warn("could not remove workdir {}: {}", path, ec.message());
+}
+
+void Engine::wait_disposals() {
+  std::unique_lock lock(disposal_mu_);
+  disposal_cv_.wait_for(lock, std::chrono::seconds(30), [&] { return disposals_pending_ == 0; });
+}
+
+void Engine::shutdown() {
+  std::vector<std::shared_ptr<sandbox::Sandbox>> sandboxes;
+  std::unordered_map<std::string, std::shared_ptr<sandbox::Zygote>> zygotes;
+  {
+    std::lock_guard lock(mu_);
+    if (shut_down_) return;
+    shut_down_ = true;
+    for (auto& [id, sb] : registry_) sandboxes.push_back(sb);
+    pools_.clear();
+    zygotes.swap(zygotes_);
+  }
+  for (auto& sb : sandboxes) sb->kill("the engine shut down");
+  for (auto& sb : sandboxes) sb->close();
+  for (auto& [python, zygote] : zygotes) zygote->shutdown();
+  broker_.shutdown();  // kills anything left and removes the temp root
+  wait_disposals();
+  reactor_.stop();
+  std::error_code ec;
+  std::filesystem::remove_all(temp_root_, ec);
+  log::logger()->debug("engine shut down");
+}
+
+}  // namespace faas::engine

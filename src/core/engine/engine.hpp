@@ -1,0 +1,79 @@
+// One engine per process, created lazily and shared by every ExecutionPlatform: the reactor,
+// the broker, one zygote per interpreter, warm pools, the registry of live sandboxes, a TBB
+// arena for background work, and the metrics.
+#pragma once
+
+#include <tbb/task_arena.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/engine/reactor.hpp"
+#include "core/metrics/engine_metrics.hpp"
+#include "core/sandbox/broker_client.hpp"
+#include "core/sandbox/sandbox.hpp"
+#include "core/sandbox/zygote.hpp"
+
+namespace faas::engine {
+
+struct EngineConfig {
+  std::string kernel_script;  // python/faas_sdk/_kernel/kernel.py
+  std::string broker_path;    // the faas-broker executable
+  std::string temp_parent;    // where the engine's private temporary root is made
+};
+
+class Engine final : public sandbox::SandboxHost {
+ public:
+  static void configure(EngineConfig config);
+  static Engine& instance();  // creates the engine on first use
+  static bool running();
+  static void shutdown_instance();  // idempotent; a later instance() starts a new engine
+
+  std::shared_ptr<sandbox::Sandbox> create_sandbox(sandbox::SandboxSpec spec, bool wait_ready);
+  // A ready sandbox with default options from the warm pool (or a new one if it is empty).
+  std::shared_ptr<sandbox::Sandbox> take_warm(const std::string& python);
+  void set_pool_size(size_t size);
+  // Starts the zygote for `python` and fills its pool in the background.
+  void prewarm(const std::string& python);
+  // Blocks until sandboxes closed so far are fully disposed of (workdirs removed).
+  void wait_disposals();
+  size_t live_sandbox_count();
+  const std::string& temp_root() const { return temp_root_; }
+
+  Reactor& reactor() override { return reactor_; }
+  metrics::EngineMetrics& metrics() override { return metrics_; }
+  void sandbox_finished(std::shared_ptr<sandbox::Sandbox> sandbox) override;
+
+ private:
+  explicit Engine(EngineConfig config);
+  void shutdown();
+  std::shared_ptr<sandbox::Zygote> zygote_for(const std::string& python);
+  void refill_pool(const std::string& python);
+  void remove_workdir(const std::string& path);
+
+  const EngineConfig config_;
+  std::string temp_root_;
+  Reactor reactor_;
+  metrics::EngineMetrics metrics_;
+  sandbox::BrokerClient broker_;
+  tbb::task_arena arena_;
+
+  std::mutex mu_;
+  bool shut_down_ = false;
+  std::unordered_map<std::string, std::shared_ptr<sandbox::Zygote>> zygotes_;
+  std::unordered_map<std::string, std::shared_ptr<sandbox::Sandbox>> registry_;
+  std::unordered_map<std::string, std::deque<std::shared_ptr<sandbox::Sandbox>>> pools_;
+  size_t pool_size_ = 2;
+
+  std::mutex disposal_mu_;
+  std::condition_variable disposal_cv_;
+  size_t disposals_pending_ = 0;
+};
+
+}  // namespace faas::engine

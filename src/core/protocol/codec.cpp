@@ -1,0 +1,2 @@
+// The codec is header-only; this unit anchors the protocol library.
+#include "core/protocol/codec.hpp"

@@ -1,0 +1,589 @@
+#include "core/sandbox/sandbox.hpp"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <random>
+
+#include "core/engine/reactor.hpp"
+#include "core/errors.hpp"
+#include "core/log/logging.hpp"
+#include "core/protocol/codec.hpp"
+#include "core/protocol/messages.hpp"
+#include "core/util/syscalls.hpp"
+
+namespace faas::sandbox {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace faas::protocol;
+
+constexpr size_t kReadChunk = 64 * 1024;
+constexpr size_t kMaxReadPerEvent = 1 << 20;     // fairness between sandboxes
+constexpr size_t kMaxDrainAfterExit = 16u << 20;  // a grandchild may keep the pipe busy
+constexpr auto kMarkerGrace = std::chrono::seconds(2);
+constexpr auto kExitStatusGrace = std::chrono::milliseconds(30);
+
+std::string random_token() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::string token(kMarkerTokenSize, '\0');
+  for (size_t i = 0; i < kMarkerTokenSize; i += 8) {
+    uint64_t v = rng();
+    std::memcpy(token.data() + i, &v, 8);
+  }
+  return token;
+}
+
+Clock::time_point after_seconds(double s) {
+  return Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+}
+
+}  // namespace
+
+Sandbox::Sandbox(SandboxHost& host, std::string id, SandboxSpec spec, std::string workdir, bool owns_workdir)
+    : host_(host), id_(std::move(id)), spec_(std::move(spec)), workdir_(std::move(workdir)),
+      owns_workdir_(owns_workdir), created_at_(Clock::now()) {
+  host_.metrics().sandboxes_live.fetch_add(1, std::memory_order_relaxed);
+}
+
+Sandbox::~Sandbox() = default;
+
+pid_t Sandbox::pid() {
+  std::lock_guard lock(mu_);
+  return pid_;
+}
+
+Sandbox::State Sandbox::state() {
+  std::lock_guard lock(mu_);
+  return state_;
+}
+
+bool Sandbox::alive() {
+  std::lock_guard lock(mu_);
+  return state_ != State::kDead;
+}
+
+bool Sandbox::closed() {
+  std::lock_guard lock(mu_);
+  return close_requested_;
+}
+
+std::string Sandbox::death_reason() {
+  std::lock_guard lock(mu_);
+  return death_reason_;
+}
+
+void Sandbox::attach_channels(UniqueFd socket, UniqueFd stdout_read, UniqueFd stderr_read) {
+  std::lock_guard lock(mu_);
+  socket_ = std::move(socket);
+  stdout_ = std::move(stdout_read);
+  stderr_ = std::move(stderr_read);
+  auto& reactor = host_.reactor();
+  std::weak_ptr<Sandbox> weak = weak_from_this();
+  socket_token_ = reactor.watch(socket_.get(), EPOLLIN | EPOLLRDHUP, [weak](uint32_t ev) {
+    if (auto self = weak.lock()) self->on_socket_event(ev);
+  });
+  stdout_token_ = reactor.watch(stdout_.get(), EPOLLIN, [weak](uint32_t ev) {
+    if (auto self = weak.lock()) self->on_output_event(1, ev);
+  });
+  stderr_token_ = reactor.watch(stderr_.get(), EPOLLIN, [weak](uint32_t ev) {
+    if (auto self = weak.lock()) self->on_output_event(2, ev);
+  });
+}
+
+void Sandbox::attach_process(pid_t pid, UniqueFd pidfd) {
+  std::lock_guard lock(mu_);
+  pid_ = pid;
+  pidfd_ = std::move(pidfd);
+  std::weak_ptr<Sandbox> weak = weak_from_this();
+  pidfd_token_ = host_.reactor().watch(pidfd_.get(), EPOLLIN, [weak](uint32_t) {
+    if (auto self = weak.lock()) self->on_process_exit();
+  });
+  if (kill_requested_) kill_locked(death_reason_.empty() ? "closed" : death_reason_);
+}
+
+void Sandbox::fail_start(const std::string& reason) {
+  std::lock_guard lock(mu_);
+  if (finalized_) return;
+  mark_dead_locked(reason);
+  exited_ = true;
+  finalize_exit_locked();
+}
+
+void Sandbox::on_exit_status(int status) {
+  std::lock_guard lock(mu_);
+  exit_status_ = status;
+  if (exited_ && !finalized_) {
+    host_.reactor().cancel_timer(exit_grace_timer_);
+    finalize_exit_locked();
+  }
+}
+
+bool Sandbox::wait_ready(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, timeout, [&] { return state_ != State::kStarting; });
+  if (state_ == State::kDead) throw Error(ErrorKind::kSandboxDead, "sandbox " + id_ + " failed to start: " + death_reason_);
+  return state_ != State::kStarting;
+}
+
+std::shared_ptr<Execution> Sandbox::submit(const std::string& code, std::optional<double> timeout_s,
+                                           bool streaming) {
+  std::unique_lock lock(mu_);
+  if (!cv_.wait_for(lock, std::chrono::seconds(60), [&] { return state_ != State::kStarting; }))
+    throw Error(ErrorKind::kFaas, "sandbox " + id_ + " did not become ready within 60 s");
+  cv_.wait(lock, [&] { return state_ != State::kBusy; });
+  if (state_ == State::kDead) throw Error(ErrorKind::kSandboxDead, "sandbox " + id_ + " is dead: " + death_reason_);
+
+  auto exec = std::make_shared<Execution>(next_seq_++, spec_.output_limit, streaming);
+  current_ = exec;
+  state_ = State::kBusy;
+  result_received_ = false;
+  pending_ = Outcome{};
+  std::string token = random_token();
+  std::string marker = std::string(kMarkerPrefix, kMarkerPrefixSize) + token;
+  for (int i = 0; i < 2; ++i) {
+    capture_[i].arm(marker);
+    if (!idle_output_[i].empty()) {
+      exec->append_output(i + 1, idle_output_[i]);
+      idle_output_[i].clear();
+    }
+  }
+  if (timeout_s) {
+    current_timeout_s_ = *timeout_s;
+    std::weak_ptr<Sandbox> weak = weak_from_this();
+    uint64_t seq = exec->seq();
+    deadline_timer_ = host_.reactor().add_timer(after_seconds(*timeout_s), [weak, seq] {
+      if (auto self = weak.lock()) self->on_deadline(seq);
+    });
+  }
+  host_.metrics().executions.fetch_add(1, std::memory_order_relaxed);
+
+  FrameHeader header{static_cast<uint32_t>(kMarkerTokenSize + code.size()), kFrameExec, 0, 0};
+  std::string frame;
+  frame.reserve(sizeof header + header.length);
+  frame.append(reinterpret_cast<const char*>(&header), sizeof header);
+  frame.append(token);
+  frame.append(code);
+  int fd = socket_.get();  // stays open for the sandbox's lifetime (closed in the destructor)
+  lock.unlock();
+
+  // Written outside the lock so the reactor keeps draining output meanwhile. If the kernel is
+  // gone the write fails and the exit path completes the execution.
+  size_t off = 0;
+  while (off < frame.size()) {
+    ssize_t n = ::send(fd, frame.data() + off, frame.size() - off, MSG_NOSIGNAL);
+    if (n > 0) {
+      off += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      struct pollfd p{fd, POLLOUT, 0};
+      ::poll(&p, 1, 100);
+      if (exec->done()) break;
+      continue;
+    }
+    break;  // EPIPE and friends: the process is dying; on_process_exit finishes the execution
+  }
+  return exec;
+}
+
+void Sandbox::interrupt(const std::shared_ptr<Execution>& exec) {
+  std::lock_guard lock(mu_);
+  if (!current_ || current_ != exec || exited_) return;
+  host_interrupted_ = true;
+  if (pidfd_) sys::pidfd_send_signal(pidfd_.get(), SIGINT);
+  std::weak_ptr<Sandbox> weak = weak_from_this();
+  uint64_t seq = exec->seq();
+  kill_timer_ = host_.reactor().add_timer(after_seconds(spec_.interrupt_grace_s), [weak, seq] {
+    if (auto self = weak.lock()) self->on_kill_deadline(seq);
+  });
+}
+
+void Sandbox::kill(const std::string& reason) {
+  std::lock_guard lock(mu_);
+  kill_locked(reason);
+}
+
+void Sandbox::close() {
+  std::unique_lock lock(mu_);
+  if (close_requested_ && finished_reported_) return;
+  close_requested_ = true;
+  if (!finalized_) kill_locked("closed");
+  cv_.wait_for(lock, std::chrono::seconds(10), [&] { return finalized_; });
+  if (!finalized_) {
+    log::logger()->error("sandbox {} (pid {}) did not exit within 10 s of SIGKILL", id_, pid_);
+    return;
+  }
+  if (!finished_reported_) {
+    finished_reported_ = true;
+    lock.unlock();
+    host_.sandbox_finished(shared_from_this());
+  }
+}
+
+void Sandbox::close_async() {
+  std::unique_lock lock(mu_);
+  if (close_requested_) return;
+  close_requested_ = true;
+  async_close_ = true;
+  if (!finalized_) {
+    kill_locked("closed");
+    return;
+  }
+  finished_reported_ = true;
+  lock.unlock();
+  host_.sandbox_finished(shared_from_this());
+}
+
+// ---- reactor side ----------------------------------------------------------------------
+
+void Sandbox::on_socket_event(uint32_t events) {
+  std::lock_guard lock(mu_);
+  if (finalized_) return;
+  read_socket_locked();
+}
+
+void Sandbox::read_socket_locked() {
+  size_t total = 0;
+  while (total < kMaxReadPerEvent) {
+    if (rx_.size() - rx_end_ < kReadChunk) {
+      if (rx_begin_ > 0) {
+        std::memmove(rx_.data(), rx_.data() + rx_begin_, rx_end_ - rx_begin_);
+        rx_end_ -= rx_begin_;
+        rx_begin_ = 0;
+      }
+      if (rx_.size() - rx_end_ < kReadChunk) rx_.resize(std::max(rx_.size() * 2, rx_end_ + kReadChunk));
+    }
+    ssize_t n = ::read(socket_.get(), rx_.data() + rx_end_, rx_.size() - rx_end_);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;  // EAGAIN: drained
+    if (n == 0) {
+      host_.reactor().unwatch(socket_token_, socket_.get());
+      socket_token_ = 0;
+      kill_locked("the kernel closed its channel");
+      break;
+    }
+    rx_end_ += static_cast<size_t>(n);
+    total += static_cast<size_t>(n);
+    // Parse every complete frame.
+    while (rx_end_ - rx_begin_ >= sizeof(FrameHeader)) {
+      FrameHeader h;
+      std::memcpy(&h, rx_.data() + rx_begin_, sizeof h);
+      if (h.length > kMaxKernelFrame) {
+        if (current_) {
+          Outcome o;
+          o.kind = OutcomeKind::kProtocolError;
+          o.error_type = "ProtocolError";
+          o.error_message = "the kernel sent a frame of " + std::to_string(h.length) + " bytes (limit " +
+                            std::to_string(kMaxKernelFrame) + ")";
+          finish_locked(std::move(o));
+        }
+        kill_locked("protocol violation: oversized frame");
+        rx_begin_ = rx_end_ = 0;
+        return;
+      }
+      if (rx_end_ - rx_begin_ < sizeof h + h.length) break;
+      std::string_view payload(rx_.data() + rx_begin_ + sizeof h, h.length);
+      handle_frame(h.type, h.flags, payload);
+      rx_begin_ += sizeof h + h.length;
+      if (finalized_) return;
+    }
+    if (rx_begin_ == rx_end_) rx_begin_ = rx_end_ = 0;
+  }
+}
+
+void Sandbox::handle_frame(uint8_t type, uint8_t flags, std::string_view payload) {
+  switch (type) {
+    case kFrameReady:
+      if (state_ == State::kStarting) {
+        state_ = State::kIdle;
+        host_.metrics().sandbox_start.record_ns(static_cast<uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - created_at_).count()));
+        host_.metrics().sandboxes_started.fetch_add(1, std::memory_order_relaxed);
+        cv_.notify_all();
+      }
+      return;
+    case kFrameResult:
+      handle_result(flags, payload);
+      return;
+    case kFrameFatal: {
+      std::string message = "kernel failed to start";
+      try {
+        ByteReader in(payload);
+        message += ": " + std::string(in.str(4096));
+      } catch (const DecodeError&) {
+      }
+      kill_locked(message);
+      return;
+    }
+    default:
+      kill_locked("protocol violation: unknown frame type " + std::to_string(type));
+  }
+}
+
+void Sandbox::handle_result(uint8_t flags, std::string_view payload) {
+  if (!current_ || result_received_) {
+    kill_locked("protocol violation: unexpected result frame");
+    return;
+  }
+  uint8_t markers = 0;
+  try {
+    ByteReader in(payload);
+    uint8_t status = in.u8();
+    markers = in.u8();
+    in.u16();
+    pending_.kernel_ns = in.u64();
+    pending_.value = in.str();
+    pending_.error_type = in.str(4096);
+    pending_.error_message = in.str();
+    pending_.traceback = in.str();
+    pending_.success = status == kStatusOk;
+    pending_.has_value = (flags & kFlagHasValue) != 0;
+  } catch (const DecodeError& e) {
+    Outcome o;
+    o.kind = OutcomeKind::kProtocolError;
+    o.error_type = "ProtocolError";
+    o.error_message = std::string("malformed result frame: ") + e.what();
+    finish_locked(std::move(o));
+    kill_locked("protocol violation: malformed result frame");
+    return;
+  }
+  result_received_ = true;
+  for (int i = 0; i < 2; ++i) {
+    if (markers & (1 << i)) continue;
+    std::string held;
+    capture_[i].disarm(held);
+    current_->append_output(i + 1, held);
+  }
+  try_finish_locked();
+}
+
+void Sandbox::on_output_event(int stream, uint32_t events) {
+  std::lock_guard lock(mu_);
+  if (finalized_) return;
+  int fd = stream == 1 ? stdout_.get() : stderr_.get();
+  char buf[kReadChunk];
+  size_t total = 0;
+  while (total < kMaxReadPerEvent) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (n == 0) {  // every writer closed: stop watching, the exit path does the rest
+        uint64_t& token = stream == 1 ? stdout_token_ : stderr_token_;
+        host_.reactor().unwatch(token, fd);
+        token = 0;
+      }
+      break;
+    }
+    total += static_cast<size_t>(n);
+    route_output(stream, std::string_view(buf, static_cast<size_t>(n)));
+  }
+  try_finish_locked();
+}
+
+void Sandbox::route_output(int stream, std::string_view data) {
+  std::string for_execution, after;
+  int i = stream - 1;
+  capture_[i].feed(data, for_execution, after);
+  if (current_ && !for_execution.empty()) current_->append_output(stream, for_execution);
+  if (!after.empty()) {
+    size_t room = spec_.output_limit > idle_output_[i].size() ? spec_.output_limit - idle_output_[i].size() : 0;
+    idle_output_[i].append(after.substr(0, room));
+  }
+}
+
+void Sandbox::try_finish_locked() {
+  if (!current_ || !result_received_) return;
+  if (capture_[0].awaiting_marker() || capture_[1].awaiting_marker()) {
+    if (marker_timer_ == 0) {
+      std::weak_ptr<Sandbox> weak = weak_from_this();
+      uint64_t seq = current_->seq();
+      marker_timer_ = host_.reactor().add_timer(Clock::now() + kMarkerGrace, [weak, seq] {
+        auto self = weak.lock();
+        if (!self) return;
+        std::lock_guard lock(self->mu_);
+        if (!self->current_ || self->current_->seq() != seq) return;
+        log::logger()->warn("sandbox {}: end-of-output marker missing after 2 s; completing", self->id_);
+        for (int i = 0; i < 2; ++i) {
+          std::string held;
+          self->capture_[i].disarm(held);
+          self->current_->append_output(i + 1, held);
+        }
+        self->try_finish_locked();
+      });
+    }
+    return;
+  }
+  Outcome o = std::move(pending_);
+  bool timed_out = timed_out_;
+  if (timed_out) {
+    o.kind = OutcomeKind::kTimeout;
+    o.success = false;
+    o.has_value = false;
+    o.value.clear();
+    o.error_type = "ExecutionTimeout";
+    o.error_message = "execution exceeded its timeout of " + std::to_string(current_timeout_s_) +
+                      " s; the sandbox was interrupted and is now dead";
+  } else if (host_interrupted_) {
+    o.kind = OutcomeKind::kInterrupted;
+  }
+  finish_locked(std::move(o));
+  if (timed_out) kill_locked("killed after an execution timed out");
+}
+
+void Sandbox::finish_locked(Outcome outcome) {
+  auto& reactor = host_.reactor();
+  for (uint64_t* t : {&deadline_timer_, &kill_timer_, &marker_timer_}) {
+    if (*t) reactor.cancel_timer(*t);
+    *t = 0;
+  }
+  auto exec = std::move(current_);
+  current_.reset();
+  result_received_ = false;
+  timed_out_ = false;
+  host_interrupted_ = false;
+  pending_ = Outcome{};
+  for (auto& c : capture_) {
+    std::string held;
+    c.disarm(held);
+  }
+  if (state_ == State::kBusy) state_ = State::kIdle;
+  if (!outcome.success) host_.metrics().executions_failed.fetch_add(1, std::memory_order_relaxed);
+  if (outcome.kind == OutcomeKind::kTimeout) host_.metrics().timeouts.fetch_add(1, std::memory_order_relaxed);
+  host_.metrics().execute.record_ns(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - exec->started_at()).count()));
+  exec->complete(std::move(outcome));
+  cv_.notify_all();
+}
+
+void Sandbox::on_deadline(uint64_t seq) {
+  std::lock_guard lock(mu_);
+  deadline_timer_ = 0;
+  if (!current_ || current_->seq() != seq || exited_) return;
+  timed_out_ = true;
+  if (pidfd_) sys::pidfd_send_signal(pidfd_.get(), SIGINT);
+  std::weak_ptr<Sandbox> weak = weak_from_this();
+  kill_timer_ = host_.reactor().add_timer(after_seconds(spec_.interrupt_grace_s), [weak, seq] {
+    if (auto self = weak.lock()) self->on_kill_deadline(seq);
+  });
+}
+
+void Sandbox::on_kill_deadline(uint64_t seq) {
+  std::lock_guard lock(mu_);
+  kill_timer_ = 0;
+  if (!current_ || current_->seq() != seq) return;
+  kill_locked(timed_out_ ? "killed after an execution timed out"
+                         : "killed: the execution did not stop after an interrupt");
+}
+
+void Sandbox::mark_dead_locked(const std::string& reason) {
+  if (state_ == State::kDead) return;
+  state_ = State::kDead;
+  death_reason_ = reason;
+  cv_.notify_all();
+}
+
+void Sandbox::kill_locked(const std::string& reason) {
+  mark_dead_locked(reason);
+  if (exited_) return;
+  if (pid_ <= 0) {
+    kill_requested_ = true;  // attach_process() kills it as soon as the pid is known
+    return;
+  }
+  // The kernel leads its own session and process group: take its children down with it.
+  ::kill(-pid_, SIGKILL);
+  if (pidfd_) sys::pidfd_send_signal(pidfd_.get(), SIGKILL);
+}
+
+void Sandbox::on_process_exit() {
+  std::lock_guard lock(mu_);
+  if (exited_) return;
+  exited_ = true;
+  host_.reactor().unwatch(pidfd_token_, pidfd_.get());
+  pidfd_token_ = 0;
+  if (current_ && !exit_status_) {
+    // The zygote reports the wait status a moment later; wait briefly so the result can say
+    // how the process died.
+    std::weak_ptr<Sandbox> weak = weak_from_this();
+    exit_grace_timer_ = host_.reactor().add_timer(Clock::now() + kExitStatusGrace, [weak] {
+      auto self = weak.lock();
+      if (!self) return;
+      std::lock_guard lock(self->mu_);
+      self->finalize_exit_locked();
+    });
+    return;
+  }
+  finalize_exit_locked();
+}
+
+void Sandbox::drain_output_locked() {
+  for (int stream = 1; stream <= 2; ++stream) {
+    UniqueFd& fd = stream == 1 ? stdout_ : stderr_;
+    if (!fd) continue;
+    char buf[kReadChunk];
+    size_t total = 0;
+    while (total < kMaxDrainAfterExit) {
+      ssize_t n = ::read(fd.get(), buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      total += static_cast<size_t>(n);
+      route_output(stream, std::string_view(buf, static_cast<size_t>(n)));
+    }
+  }
+}
+
+void Sandbox::finalize_exit_locked() {
+  if (finalized_) return;
+  // A result sent just before death is still in the socket; read it first.
+  if (socket_ && socket_token_) {
+    read_socket_locked();
+    if (finalized_) return;
+  }
+  drain_output_locked();
+  try_finish_locked();
+  finalized_ = true;
+  auto& reactor = host_.reactor();
+  reactor.unwatch(socket_token_, socket_.get());
+  reactor.unwatch(stdout_token_, stdout_.get());
+  reactor.unwatch(stderr_token_, stderr_.get());
+  if (pidfd_token_) reactor.unwatch(pidfd_token_, pidfd_.get());
+  socket_token_ = stdout_token_ = stderr_token_ = pidfd_token_ = 0;
+  stdout_.reset();
+  stderr_.reset();
+  pidfd_.reset();
+
+  std::string how = exit_status_ ? sys::describe_wait_status(*exit_status_) : "exited";
+  if (state_ != State::kDead) {
+    mark_dead_locked("the sandbox process " + how);
+    host_.metrics().sandbox_deaths.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (current_) {
+    Outcome o;
+    o.success = false;
+    if (timed_out_) {
+      o.kind = OutcomeKind::kTimeout;
+      o.error_type = "ExecutionTimeout";
+      o.error_message = "execution exceeded its timeout of " + std::to_string(current_timeout_s_) +
+                        " s and did not stop after SIGINT; the sandbox was killed";
+    } else {
+      o.kind = OutcomeKind::kDied;
+      o.error_type = "SandboxDead";
+      o.error_message = "the sandbox process died during the execution (" + how + "): " + death_reason_;
+    }
+    finish_locked(std::move(o));
+  }
+  host_.metrics().sandboxes_live.fetch_sub(1, std::memory_order_relaxed);
+  cv_.notify_all();
+  if (async_close_ && !finished_reported_) {
+    finished_reported_ = true;
+    host_.sandbox_finished(shared_from_this());
+  }
+}
+
+}  // namespace faas::sandbox

@@ -1,0 +1,138 @@
+// A live kernel process and its three channels (data socket, stdout and stderr pipes) plus a
+// pidfd. Callers submit executions from any thread; the reactor thread feeds it I/O, exits and
+// deadlines. One execution runs at a time; further submitters wait their turn.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/metrics/engine_metrics.hpp"
+#include "core/sandbox/execution.hpp"
+#include "core/sandbox/output_capture.hpp"
+#include "core/sandbox/sandbox_spec.hpp"
+#include "core/util/unique_fd.hpp"
+
+namespace faas::engine {
+class Reactor;
+}
+
+namespace faas::sandbox {
+
+class Sandbox;
+
+// What a sandbox needs from the engine that owns it.
+class SandboxHost {
+ public:
+  virtual ~SandboxHost() = default;
+  virtual engine::Reactor& reactor() = 0;
+  virtual metrics::EngineMetrics& metrics() = 0;
+  // Called once per sandbox, from any thread, when a closed sandbox's process is gone.
+  virtual void sandbox_finished(std::shared_ptr<Sandbox> sandbox) = 0;
+};
+
+class Sandbox : public std::enable_shared_from_this<Sandbox> {
+ public:
+  enum class State { kStarting, kIdle, kBusy, kDead };
+
+  Sandbox(SandboxHost& host, std::string id, SandboxSpec spec, std::string workdir, bool owns_workdir);
+  ~Sandbox();
+
+  const std::string& id() const { return id_; }
+  const std::string& workdir() const { return workdir_; }
+  bool owns_workdir() const { return owns_workdir_; }
+  const SandboxSpec& spec() const { return spec_; }
+  pid_t pid();
+  State state();
+  bool alive();
+  std::string death_reason();
+
+  // Start-up, driven by the engine and zygote.
+  void attach_channels(UniqueFd socket, UniqueFd stdout_read, UniqueFd stderr_read);
+  void attach_process(pid_t pid, UniqueFd pidfd);
+  void fail_start(const std::string& reason);
+  void on_exit_status(int status);
+
+  // Blocks until the kernel said READY; throws Error(kSandboxDead) if it died instead.
+  // Returns false on timeout.
+  bool wait_ready(std::chrono::milliseconds timeout);
+
+  // Sends `code` for execution. Waits (up to `queue_timeout`) while another execution runs.
+  // Throws Error(kSandboxDead) when the sandbox is dead.
+  std::shared_ptr<Execution> submit(const std::string& code, std::optional<double> timeout_s,
+                                    bool streaming);
+  // Host-side interrupt (Ctrl-C): SIGINT now; SIGKILL if `exec` has not finished after the grace.
+  void interrupt(const std::shared_ptr<Execution>& exec);
+
+  // Kills the process group; returns at once. `reason` becomes the death reason.
+  void kill(const std::string& reason);
+  // Kills and waits until the process is gone (bounded); the engine then removes the workdir.
+  void close();
+  // Kills and returns at once; the engine disposes of the sandbox when its process is gone.
+  void close_async();
+  bool closed();
+
+ private:
+  void on_socket_event(uint32_t events);
+  void read_socket_locked();
+  void on_output_event(int stream, uint32_t events);
+  void on_process_exit();
+  void handle_frame(uint8_t type, uint8_t flags, std::string_view payload);
+  void handle_result(uint8_t flags, std::string_view payload);
+  void route_output(int stream, std::string_view data);
+  void try_finish_locked();
+  void finish_locked(Outcome outcome);
+  void mark_dead_locked(const std::string& reason);
+  void kill_locked(const std::string& reason);
+  void finalize_exit_locked();
+  void drain_output_locked();
+  void on_deadline(uint64_t seq);
+  void on_kill_deadline(uint64_t seq);
+
+  SandboxHost& host_;
+  const std::string id_;
+  const SandboxSpec spec_;
+  const std::string workdir_;
+  const bool owns_workdir_;
+  const std::chrono::steady_clock::time_point created_at_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  State state_ = State::kStarting;
+  std::string death_reason_;
+  pid_t pid_ = 0;
+  bool kill_requested_ = false;
+  bool exited_ = false;      // the pidfd fired
+  bool finalized_ = false;   // descriptors released
+  bool close_requested_ = false;
+  bool async_close_ = false;
+  bool finished_reported_ = false;
+  std::optional<int> exit_status_;
+  uint64_t exit_grace_timer_ = 0;
+
+  UniqueFd socket_, stdout_, stderr_, pidfd_;
+  uint64_t socket_token_ = 0, stdout_token_ = 0, stderr_token_ = 0, pidfd_token_ = 0;
+
+  // Reactor-thread state (guarded by mu_ as well, for simplicity).
+  std::vector<char> rx_;  // partial frames
+  size_t rx_begin_ = 0, rx_end_ = 0;
+  OutputCapture capture_[2];
+  std::string idle_output_[2];  // output produced between executions
+
+  std::shared_ptr<Execution> current_;
+  uint64_t next_seq_ = 1;
+  bool result_received_ = false;
+  Outcome pending_;
+  bool timed_out_ = false;
+  bool host_interrupted_ = false;
+  double current_timeout_s_ = 0;
+  uint64_t deadline_timer_ = 0, kill_timer_ = 0, marker_timer_ = 0;
+};
+
+}  // namespace faas::sandbox

@@ -1,0 +1,22 @@
+// What a caller asks of a new sandbox.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace faas::sandbox {
+
+struct SandboxSpec {
+  std::string python;   // interpreter; one zygote per interpreter
+  std::string workdir;  // empty: the engine creates (and later removes) a private one
+  std::vector<std::pair<std::string, std::string>> env;  // added to the inherited environment
+  std::vector<std::pair<int, uint64_t>> rlimits;         // RLIMIT_* -> value (soft = hard)
+  size_t output_limit = 10u << 20;                       // bytes per execution, both streams
+  double interrupt_grace_s = 0.2;  // SIGINT -> SIGKILL on timeout or host Ctrl-C
+
+  bool is_default() const { return workdir.empty() && env.empty() && rlimits.empty(); }
+};
+
+}  // namespace faas::sandbox

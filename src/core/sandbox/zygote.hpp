@@ -1,0 +1,64 @@
+// A warm, already-initialised interpreter (python/faas_sdk/_kernel/kernel.py in zygote mode)
+// that forks a new kernel per sandbox, so a sandbox costs a fork, not an interpreter start.
+// The zygote reaps the kernels it forks and reports their wait status.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "core/util/unique_fd.hpp"
+
+namespace faas::engine {
+class Reactor;
+}
+
+namespace faas::sandbox {
+
+class BrokerClient;
+class Sandbox;
+
+class Zygote : public std::enable_shared_from_this<Zygote> {
+ public:
+  Zygote(engine::Reactor& reactor, std::string python, std::string kernel_script, std::string cwd);
+  ~Zygote();
+
+  const std::string& python() const { return python_; }
+  void start(BrokerClient& broker);
+  // Waits for READY; throws Error when the zygote could not start. False on timeout.
+  bool wait_ready(std::chrono::milliseconds timeout);
+  bool alive();
+  // Asks for a fork; the sandbox receives attach_process() or fail_start() on the reactor thread.
+  void fork_sandbox(const std::shared_ptr<Sandbox>& sandbox, UniqueFd socket, UniqueFd stdout_write,
+                    UniqueFd stderr_write);
+  void shutdown();
+
+ private:
+  void on_control_readable();
+  void on_stderr_readable();
+  void fail(const std::string& reason);
+
+  engine::Reactor& reactor_;
+  const std::string python_;
+  const std::string kernel_script_;
+  const std::string cwd_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  enum class State { kStarting, kReady, kDead } state_ = State::kStarting;
+  std::string error_;
+  pid_t pid_ = 0;
+  UniqueFd control_, stderr_, pidfd_;
+  uint64_t control_token_ = 0, stderr_token_ = 0;
+  std::string stderr_tail_;  // last lines the zygote printed, for error messages
+  uint32_t next_request_ = 1;
+  std::unordered_map<uint32_t, std::weak_ptr<Sandbox>> pending_;
+  std::unordered_map<pid_t, std::weak_ptr<Sandbox>> children_;
+};
+
+}  // namespace faas::sandbox
