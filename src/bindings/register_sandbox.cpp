@@ -84,7 +84,7 @@ py::dict run(const std::shared_ptr<Sandbox>& sb, const py::bytes& code, std::opt
   std::shared_ptr<Execution> exec;
   {
     py::gil_scoped_release release;
-    exec = sb->submit(source, timeout, streaming);
+    exec = sb->submit(source, timeout, streaming, /*direct=*/true);
   }
   std::vector<sandbox::StreamChunk> chunks;
   std::optional<py::error_already_set> callback_error;
@@ -92,7 +92,7 @@ py::dict run(const std::shared_ptr<Sandbox>& sb, const py::bytes& code, std::opt
     bool done;
     {
       py::gil_scoped_release release;
-      done = exec->wait(kWaitSlice, chunks);
+      done = sb->pump(exec, kWaitSlice, chunks);
     }
     deliver(chunks, on_stdout, on_stderr, callback_error);
     if (done) break;

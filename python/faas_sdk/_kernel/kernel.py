@@ -10,7 +10,6 @@ import builtins
 import ctypes
 import fcntl
 import gc
-import io
 import itertools
 import linecache
 import os
@@ -80,6 +79,8 @@ class Kernel:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.rx = bytearray()
+        self.chunk = bytearray(1 << 16)  # reused: recv(n) would allocate n bytes per call
+        self.chunk_view = memoryview(self.chunk)
         self.in_user_code = False
         self.cells = itertools.count(1)
         self.compiled: dict = {}
@@ -110,12 +111,12 @@ class Kernel:
                     del self.rx[:HEADER.size + length]
                     return frame_type, flags, payload
             try:
-                chunk = self.sock.recv(1 << 20)
+                n = self.sock.recv_into(self.chunk)
             except KeyboardInterrupt:
                 continue
-            if not chunk:
+            if not n:
                 os._exit(0)  # the engine closed the channel
-            self.rx += chunk
+            self.rx += self.chunk_view[:n]
 
     def serve(self) -> None:
         self.send_frame(FRAME_READY, struct.pack("<i", os.getpid()))
@@ -204,22 +205,18 @@ def describe_exception(exc: BaseException):
         message = str(exc)
     except Exception:
         message = "<exception str() failed>"
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename == KERNEL_FILE:
-        tb = tb.tb_next
     try:
         if isinstance(exc, SyntaxError):
             text = "".join(traceback.format_exception_only(type(exc), exc))
         else:
-            text = "".join(traceback.format_exception(type(exc), exc, tb))
+            # The kernel's own frames (the exec call, the SIGINT handler) are noise to the user.
+            frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != KERNEL_FILE]
+            text = "".join(["Traceback (most recent call last):\n"]
+                           + traceback.format_list(frames)
+                           + traceback.format_exception_only(type(exc), exc))
     except Exception:
         text = f"{type(exc).__name__}: {message}\n"
     return type(exc).__name__, message, text
-
-
-def _text_stream(fd: int) -> io.TextIOWrapper:
-    return io.TextIOWrapper(io.FileIO(fd, "w", closefd=False), encoding="utf-8",
-                            errors="backslashreplace", write_through=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -245,6 +242,10 @@ class Zygote:
                 pass
 
     def serve(self) -> None:
+        # Kernels inherit these stream objects (unbuffered: started with -u); dup2 later points
+        # fds 1 and 2 at each kernel's own pipes.
+        for stream in (sys.stdout, sys.stderr):
+            stream.reconfigure(encoding="utf-8", errors="backslashreplace")
         gc.collect()
         gc.freeze()  # forked kernels then do not dirty the shared heap when they collect
         self.ctrl.send(struct.pack("<Bi", ZYGOTE_READY, self.pid) + _wire_str(sys.version, 4096))
@@ -320,9 +321,6 @@ def become_kernel(ctrl, zygote_pid, fds, sandbox_id, workdir, env, rlimits) -> N
         for res, limit in rlimits:
             value = resource.RLIM_INFINITY if limit == RLIM_INFINITY_WIRE else limit
             resource.setrlimit(res, (value, value))
-        sys.stdout = sys.__stdout__ = _text_stream(1)
-        sys.stderr = sys.__stderr__ = _text_stream(2)
-        sys.stdin = sys.__stdin__ = open(os.devnull, "r")
         kernel = Kernel(sock)
     except BaseException as exc:
         try:

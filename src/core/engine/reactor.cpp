@@ -61,6 +61,14 @@ void Reactor::unwatch(uint64_t token, int fd) {
   handlers_.erase(token);
 }
 
+void Reactor::modify(uint64_t token, int fd, uint32_t events) {
+  if (token == 0) return;
+  struct epoll_event ev{};
+  ev.events = events;
+  ev.data.u64 = token;
+  ::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &ev);
+}
+
 uint64_t Reactor::add_timer(Clock::time_point when, std::function<void()> fn) {
   bool earliest;
   uint64_t id;

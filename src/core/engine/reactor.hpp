@@ -35,6 +35,8 @@ class Reactor {
   // triggered) until unwatch(); events already fetched for an unwatched token are dropped.
   uint64_t watch(int fd, uint32_t events, Handler handler);
   void unwatch(uint64_t token, int fd);
+  // Pauses (events = 0) or resumes a watch without dropping its handler.
+  void modify(uint64_t token, int fd, uint32_t events);
 
   // Thread-safe one-shot timers; cancelled timers never run.
   uint64_t add_timer(Clock::time_point when, std::function<void()> fn);

@@ -65,8 +65,14 @@ class Sandbox : public std::enable_shared_from_this<Sandbox> {
 
   // Sends `code` for execution. Waits (up to `queue_timeout`) while another execution runs.
   // Throws Error(kSandboxDead) when the sandbox is dead.
+  // With `direct`, the caller promises to call pump() until the execution is done: it reads
+  // the kernel's channels on its own thread, which saves the reactor's wake-up per execution.
   std::shared_ptr<Execution> submit(const std::string& code, std::optional<double> timeout_s,
-                                    bool streaming);
+                                    bool streaming, bool direct = false);
+  // Waits up to `max_wait` for the kernel's channels and processes what arrived; moves
+  // streamed chunks into `chunks`. Returns true once `exec` is complete.
+  bool pump(const std::shared_ptr<Execution>& exec, std::chrono::milliseconds max_wait,
+            std::vector<StreamChunk>& chunks);
   // Host-side interrupt (Ctrl-C): SIGINT now; SIGKILL if `exec` has not finished after the grace.
   void interrupt(const std::shared_ptr<Execution>& exec);
 
@@ -82,6 +88,8 @@ class Sandbox : public std::enable_shared_from_this<Sandbox> {
   void on_socket_event(uint32_t events);
   void read_socket_locked();
   void on_output_event(int stream, uint32_t events);
+  void read_output_locked(int stream);
+  void set_direct_locked(bool on);
   void on_process_exit();
   void handle_frame(uint8_t type, uint8_t flags, std::string_view payload);
   void handle_result(uint8_t flags, std::string_view payload);
@@ -131,6 +139,7 @@ class Sandbox : public std::enable_shared_from_this<Sandbox> {
   Outcome pending_;
   bool timed_out_ = false;
   bool host_interrupted_ = false;
+  bool direct_ = false;  // a caller thread reads the channels; the reactor's watches are paused
   double current_timeout_s_ = 0;
   uint64_t deadline_timer_ = 0, kill_timer_ = 0, marker_timer_ = 0;
 };

@@ -45,7 +45,8 @@ void Zygote::start(BrokerClient& broker) {
       if (auto self = weak.lock()) self->on_stderr_readable();
     });
   }
-  std::vector<std::string> argv = {python_, kernel_script_, "zygote", cwd_};
+  // -u: unbuffered stdio, so output interleaves in order with os.write() and child processes.
+  std::vector<std::string> argv = {python_, "-u", kernel_script_, "zygote", cwd_};
   std::vector<std::string> env;
   for (char** e = environ; *e; ++e) env.emplace_back(*e);
   std::weak_ptr<Zygote> weak = weak_from_this();
