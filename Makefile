@@ -32,7 +32,9 @@ test: setup
 	$(PY) -m pytest -q tests
 
 bench: setup
-	$(PY) -m pytest -q benchmarks --benchmark-only --benchmark-columns=min,median,mean,max,rounds
+	@mkdir -p benchmarks/results
+	$(PY) -m pytest -q benchmarks --benchmark-only --benchmark-columns=min,median,mean,max,rounds \
+		--benchmark-json=benchmarks/results/latest.json
 
 clean:
 	rm -rf build $(VENV) .pytest_cache

@@ -102,7 +102,7 @@ py::dict run(const std::shared_ptr<Sandbox>& sb, const py::bytes& code, std::opt
       sb->interrupt(exec);
       {
         py::gil_scoped_release release;
-        while (!exec->wait(kWaitSlice, chunks)) {
+        while (!sb->pump(exec, kWaitSlice, chunks)) {
         }
       }
       throw pending;

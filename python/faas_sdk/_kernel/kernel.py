@@ -320,7 +320,10 @@ def become_kernel(ctrl, zygote_pid, fds, sandbox_id, workdir, env, rlimits) -> N
         os.environ["FAAS_SDK_SANDBOX_ID"] = sandbox_id
         for res, limit in rlimits:
             value = resource.RLIM_INFINITY if limit == RLIM_INFINITY_WIRE else limit
-            resource.setrlimit(res, (value, value))
+            # For CPU time the hard limit is one second later, so the soft limit's SIGXCPU
+            # (not a bare SIGKILL) tells the user which limit ended the sandbox.
+            hard = value + 1 if res == resource.RLIMIT_CPU and value != resource.RLIM_INFINITY else value
+            resource.setrlimit(res, (value, hard))
         kernel = Kernel(sock)
     except BaseException as exc:
         try:

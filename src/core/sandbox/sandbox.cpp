@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <algorithm>
 #include <atomic>
@@ -42,6 +43,12 @@ std::string random_token() {
     std::memcpy(token.data() + i, &v, 8);
   }
   return token;
+}
+
+std::string seconds_text(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", s);
+  return buf;
 }
 
 Clock::time_point after_seconds(double s) {
@@ -495,7 +502,7 @@ void Sandbox::try_finish_locked() {
     o.has_value = false;
     o.value.clear();
     o.error_type = "ExecutionTimeout";
-    o.error_message = "execution exceeded its timeout of " + std::to_string(current_timeout_s_) +
+    o.error_message = "execution exceeded its timeout of " + seconds_text(current_timeout_s_) +
                       " s; the sandbox was interrupted and is now dead";
   } else if (host_interrupted_) {
     o.kind = OutcomeKind::kInterrupted;
@@ -638,12 +645,14 @@ void Sandbox::finalize_exit_locked() {
     if (timed_out_) {
       o.kind = OutcomeKind::kTimeout;
       o.error_type = "ExecutionTimeout";
-      o.error_message = "execution exceeded its timeout of " + std::to_string(current_timeout_s_) +
+      o.error_message = "execution exceeded its timeout of " + seconds_text(current_timeout_s_) +
                         " s and did not stop after SIGINT; the sandbox was killed";
     } else {
       o.kind = OutcomeKind::kDied;
       o.error_type = "SandboxDead";
-      o.error_message = "the sandbox process died during the execution (" + how + "): " + death_reason_;
+      o.error_message = "the sandbox process died during the execution (" + how + ")";
+      // Say why when the engine itself killed it (e.g. it closed its channel).
+      if (death_reason_.rfind("the sandbox process", 0) != 0) o.error_message += ": " + death_reason_;
     }
     finish_locked(std::move(o));
   }
