@@ -1,4 +1,4 @@
-"""Benchmark fixtures, p50/p99 from raw samples, and the end-of-run summary (terminal + summary.md)."""
+"""Benchmark fixtures, p50/p99 from raw samples, and the run summary (terminal and summary.md)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ LABELS = {
 
 
 def percentile(samples: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile: the smallest sample with at least q of the samples at or below it."""
+    """Nearest-rank percentile: the smallest sample with a fraction q of samples at or below it."""
     ordered = sorted(samples)
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
@@ -60,7 +60,8 @@ def record(pytestconfig) -> Callable[..., None]:
         data = benchmark.stats.stats.data
         row = {"rounds": len(data), "p50": percentile(data, 0.50), "p99": percentile(data, 0.99)}
         if engine:
-            row["engine_p50"], row["engine_p99"] = percentile(engine, 0.50), percentile(engine, 0.99)
+            row["engine_p50"] = percentile(engine, 0.50)
+            row["engine_p99"] = percentile(engine, 0.99)
         for name in ("p50", "p99", "engine_p50", "engine_p99"):
             if name in row:
                 benchmark.extra_info[f"{name}_us"] = round(row[name] * 1e6, 2)
@@ -76,8 +77,8 @@ def _fmt(seconds: Optional[float]) -> str:
 
 def _ratio_lines(r: dict) -> list[str]:
     p50 = {k: v["p50"] for k, v in r.items()}
-    execs = [(k, name) for k, name in (("execute_warm", "warm pool"), ("execute_back_to_back", "back to back"))
-             if k in p50]
+    variants = (("execute_warm", "warm pool"), ("execute_back_to_back", "back to back"))
+    execs = [(k, how) for k, how in variants if k in p50]
     lines = []
     for base, name in (("subprocess", "python -c"), ("subprocess_SI", "python -S -I -c")):
         if base in p50 and execs:
@@ -96,9 +97,11 @@ def render_summary(results: dict, engine: Optional[dict]) -> str:
     stamp = time.strftime("%Y-%m-%d %H:%M %Z")
     lines = [f"# faas_sdk benchmark summary ({stamp})", "",
              f"{host.system()} {host.release()} {host.machine()}, {os.cpu_count()} CPUs, "
-             f"Python {host.python_version()}. Percentiles are nearest-rank over every timed round; "
-             "engine = ExecutionResult.duration. All figures and ratios come from this one run.", "",
-             "| benchmark | rounds | p50 | p99 | engine p50 | engine p99 |", "|---|--:|--:|--:|--:|--:|"]
+             f"Python {host.python_version()}. Percentiles are nearest-rank over every timed "
+             "round; engine = ExecutionResult.duration. All figures and ratios come from this one "
+             "run.", "",
+             "| benchmark | rounds | p50 | p99 | engine p50 | engine p99 |",
+             "|---|--:|--:|--:|--:|--:|"]
     for key, label in LABELS.items():
         if key in results:
             r = results[key]
@@ -106,10 +109,12 @@ def render_summary(results: dict, engine: Optional[dict]) -> str:
                          f"{_fmt(r.get('engine_p50'))} | {_fmt(r.get('engine_p99'))} |")
     lines += ["", "Ratios (this run):"] + _ratio_lines(results)
     if engine:
-        lines += ["", "Engine histograms over the whole session (platform.metrics(), ~6% bucket error):"]
+        lines += ["", "Engine histograms over the whole session "
+                      "(platform.metrics(), ~6% bucket error):"]
         for name in ("execute", "sandbox_start"):
             h = engine[name]
-            lines.append(f"- {name}: count {h['count']}, p50 {_fmt(h['p50'])}, p99 {_fmt(h['p99'])}")
+            lines.append(f"- {name}: count {h['count']}, "
+                         f"p50 {_fmt(h['p50'])}, p99 {_fmt(h['p99'])}")
     return "\n".join(lines) + "\n"
 
 

@@ -31,7 +31,8 @@ def _execute_print(platform, engine: list[float]) -> None:
 def test_execute_print_from_refilled_warm_pool(benchmark, platform, record):
     """What a caller sees when the pool has had time to refill between calls."""
     engine: list[float] = []
-    benchmark.pedantic(_execute_print, args=(platform, engine), setup=lambda: time.sleep(POOL_REFILL_PAUSE_S),
+    benchmark.pedantic(_execute_print, args=(platform, engine),
+                       setup=lambda: time.sleep(POOL_REFILL_PAUSE_S),
                        rounds=EXEC_ROUNDS, warmup_rounds=EXEC_WARMUP, iterations=1)
     record(benchmark, "execute_warm", engine=engine[-EXEC_ROUNDS:])
 

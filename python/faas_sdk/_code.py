@@ -8,6 +8,7 @@ from typing import Optional, Union
 from .errors import InvalidCode
 
 Code = Union[str, bytes]
+MAX_CODE_BYTES = 256 * 1024 * 1024  # frames carry a 32-bit length; keep far below it
 
 
 def encode_code(code: Code) -> bytes:
@@ -25,6 +26,8 @@ def encode_code(code: Code) -> bytes:
             raise InvalidCode(f"code is not valid UTF-8: {exc.reason} at byte {exc.start}") from None
     else:
         raise InvalidCode(f"code must be str or bytes, not {type(code).__name__}")
+    if len(data) > MAX_CODE_BYTES:
+        raise InvalidCode(f"code is {len(data)} bytes; at most {MAX_CODE_BYTES} can be sent")
     nul = data.find(b"\0")
     if nul >= 0:
         raise InvalidCode(f"code contains a NUL byte at offset {nul}")

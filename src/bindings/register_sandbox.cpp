@@ -105,6 +105,7 @@ py::dict run(const std::shared_ptr<Sandbox>& sb, const py::bytes& code, std::opt
         while (!sb->pump(exec, kWaitSlice, chunks)) {
         }
       }
+      deliver(chunks, on_stdout, on_stderr, callback_error);
       throw pending;
     }
   }

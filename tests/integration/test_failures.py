@@ -153,3 +153,26 @@ def test_a_missing_interpreter_is_a_clear_error(platform):
     from faas_sdk import FaasError
     with pytest.raises(FaasError, match="/nonexistent/python"):
         platform.create_sandbox(python="/nonexistent/python")
+
+
+def test_user_code_that_forks_does_not_break_the_protocol(sandbox):
+    result = sandbox.run("import os\npid = os.fork()\nif pid == 0:\n    print('child')\nelse:\n"
+                         "    os.waitpid(pid, 0)\n    print('parent')\n'done'")
+    assert result.success and result.value == "'done'"
+    assert sorted(result.stdout.split()) == ["child", "parent"]
+    assert sandbox.run("1 + 1").value == "2"
+
+
+def test_an_oversized_environment_is_refused_and_the_zygote_survives(platform, sandbox):
+    from faas_sdk import FaasError
+    with pytest.raises(FaasError, match="at most"):
+        platform.create_sandbox(env={"HUGE": "a" * 200_000})
+    assert sandbox.run("'unaffected'").value == "'unaffected'"
+    with platform.create_sandbox(env={"SMALL": "b" * 1000}) as sb:
+        assert sb.run("import os\nlen(os.environ['SMALL'])").value == "1000"
+
+
+def test_oversized_code_is_refused():
+    from faas_sdk._code import MAX_CODE_BYTES, encode_code
+    with pytest.raises(InvalidCode, match="at most"):
+        encode_code(b"#" * (MAX_CODE_BYTES + 1))

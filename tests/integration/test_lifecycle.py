@@ -135,3 +135,28 @@ def test_the_engine_restarts_after_shutdown():
     _engine.shutdown()
     with ExecutionPlatform() as platform:
         assert platform.execute("2").value == "2"
+
+
+def test_a_forked_host_child_neither_uses_nor_kills_the_parents_sandboxes(platform, sandbox):
+    sandbox.run("x = 'parent state'")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: must get a clear error, then a working engine of its own
+        try:
+            try:
+                sandbox.run("1")
+                verdict = b"ran-in-parent-sandbox"
+            except FaasError as exc:
+                verdict = b"refused" if b"fork" in str(exc).encode() else b"wrong-error"
+            with ExecutionPlatform() as own:
+                verdict += b" own-engine-ok" if own.execute("6 * 7").value == "42" else b" own-engine-bad"
+            sandbox.close()  # must not touch the parent's sandbox
+            from faas_sdk import _engine
+            _engine.shutdown()  # must not end the parent's engine either
+            os.write(write, verdict)
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    assert os.read(read, 100) == b"refused own-engine-ok"
+    assert sandbox.alive and sandbox.run("x").value == "'parent state'"

@@ -36,6 +36,7 @@ RLIM_INFINITY_WIRE = (1 << 64) - 1
 MAX_VALUE_REPR = 1 << 20
 MAX_MESSAGE = 64 << 10
 MAX_TRACEBACK = 1 << 20
+CONTROL_BUFFER = 256 * 1024  # larger than the engine's 128 KiB control-message bound
 KERNEL_FILE = os.path.abspath(__file__)
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -75,6 +76,31 @@ def _wire_str(s: str, limit: int) -> bytes:
 # --------------------------------------------------------------------------------------------
 # Kernel: executes cells in a persistent __main__ namespace.
 
+class CellCompiler:
+    """Compiles a cell like a notebook does: the last expression is evaluated separately so
+    its value can be shown. Sources are registered with linecache for tracebacks."""
+
+    def __init__(self) -> None:
+        self.cells = itertools.count(1)
+        self.cache: dict = {}
+
+    def compile(self, source: str):
+        hit = self.cache.get(source)
+        if hit is not None:
+            return hit
+        filename = f"<cell-{next(self.cells)}>"
+        tree = ast.parse(source, filename, "exec")
+        last = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = compile(ast.Expression(tree.body.pop().value), filename, "eval")
+        body = compile(tree, filename, "exec") if tree.body else None
+        linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+        if len(self.cache) >= 512:
+            self.cache.clear()
+        self.cache[source] = (body, last)
+        return body, last
+
+
 class Kernel:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -82,8 +108,8 @@ class Kernel:
         self.chunk = bytearray(1 << 16)  # reused: recv(n) would allocate n bytes per call
         self.chunk_view = memoryview(self.chunk)
         self.in_user_code = False
-        self.cells = itertools.count(1)
-        self.compiled: dict = {}
+        self.pid = os.getpid()
+        self.compiler = CellCompiler()
         # Private duplicates of the output pipes: the end-of-output marker still goes through
         # if user code closes or redirects fd 1/2.
         self.out_fd = os.dup(1)
@@ -126,30 +152,13 @@ class Kernel:
                 token = payload[:TOKEN_SIZE]
                 self.execute(token, payload[TOKEN_SIZE:])
 
-    def compile_cell(self, source: str):
-        hit = self.compiled.get(source)
-        if hit is not None:
-            return hit
-        filename = f"<cell-{next(self.cells)}>"
-        tree = ast.parse(source, filename, "exec")
-        last = None
-        if tree.body and isinstance(tree.body[-1], ast.Expr):
-            last = compile(ast.Expression(tree.body.pop().value), filename, "eval")
-        body = compile(tree, filename, "exec") if tree.body else None
-        lines = source.splitlines(keepends=True)
-        linecache.cache[filename] = (len(source), None, lines, filename)
-        if len(self.compiled) >= 512:
-            self.compiled.clear()
-        self.compiled[source] = (body, last)
-        return body, last
-
     def execute(self, token: bytes, code: bytes) -> None:
         started = time.perf_counter_ns()
         status, has_value = STATUS_OK, False
         value_repr = error_type = error_message = tb_text = ""
         try:
             source = code.decode("utf-8")
-            body, last = self.compile_cell(source)
+            body, last = self.compiler.compile(source)
             self.in_user_code = True
             try:
                 if body is not None:
@@ -166,6 +175,8 @@ class Kernel:
             status = STATUS_ERROR
             error_type, error_message, tb_text = describe_exception(exc)
         elapsed = time.perf_counter_ns() - started
+        if os.getpid() != self.pid:
+            os._exit(0)  # a child the cell forked reached the end of the cell: only we reply
         markers = self.end_output(token)
         payload = b"".join((
             struct.pack("<BBHQ", status, markers, 0, elapsed),
@@ -197,6 +208,23 @@ class Kernel:
             except OSError:
                 pass
         return markers
+
+
+def warm_up() -> None:
+    """Runs the kernel's code paths once in the zygote, so every forked kernel inherits them
+    warm (lazy imports, codec and compiler state) instead of paying for them in its first cell."""
+    namespace: dict = {"__name__": "__warmup__"}
+    body, last = CellCompiler().compile("def f(x):\n    return [x] * 2\nf(21)")
+    exec(body, namespace)
+    repr(eval(last, namespace))
+    try:
+        exec(CellCompiler().compile("1 / 0")[1], namespace)
+    except ZeroDivisionError as exc:
+        describe_exception(exc)
+    try:
+        CellCompiler().compile("def broken(:")
+    except SyntaxError as exc:
+        describe_exception(exc)
 
 
 def describe_exception(exc: BaseException):
@@ -246,16 +274,17 @@ class Zygote:
         # fds 1 and 2 at each kernel's own pipes.
         for stream in (sys.stdout, sys.stderr):
             stream.reconfigure(encoding="utf-8", errors="backslashreplace")
+        warm_up()
         gc.collect()
         gc.freeze()  # forked kernels then do not dirty the shared heap when they collect
         self.ctrl.send(struct.pack("<Bi", ZYGOTE_READY, self.pid) + _wire_str(sys.version, 4096))
         while True:
-            msg, fds, _, _ = socket.recv_fds(self.ctrl, 1 << 16, 8)
+            msg, fds, _, _ = socket.recv_fds(self.ctrl, CONTROL_BUFFER, 8)
             if not msg:
                 os._exit(0)  # the engine is gone
             try:
                 if msg[0] == ZYGOTE_FORK:
-                    self.fork(Reader(msg), fds)
+                    self.fork(msg, fds)
             finally:
                 for fd in fds:
                     try:
@@ -263,13 +292,18 @@ class Zygote:
                     except OSError:
                         pass
 
-    def fork(self, r: Reader, fds: list) -> None:
+    def fork(self, msg: bytes, fds: list) -> None:
+        r = Reader(msg)
         r.take("<B")
         request = r.take("<I")
-        sandbox_id = r.str()
-        workdir = r.str()
-        env = [(r.str(), r.str()) for _ in range(r.take("<I"))]
-        rlimits = [(r.take("<I"), r.take("<Q")) for _ in range(r.take("<I"))]
+        try:
+            sandbox_id = r.str()
+            workdir = r.str()
+            env = [(r.str(), r.str()) for _ in range(r.take("<I"))]
+            rlimits = [(r.take("<I"), r.take("<Q")) for _ in range(r.take("<I"))]
+        except ValueError as exc:
+            self._forked(request, -1, 22, f"malformed FORK request: {exc}")
+            return
         if len(fds) != 3:
             self._forked(request, -1, 22, "FORK needs three descriptors")
             return

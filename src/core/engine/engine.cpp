@@ -1,11 +1,13 @@
 #include "core/engine/engine.hpp"
 
 #include <stdlib.h>
+#include <unistd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <filesystem>
 #include <random>
+#include <thread>
 
 #include "core/errors.hpp"
 #include "core/log/logging.hpp"
@@ -20,6 +22,8 @@ bool g_configured = false;
 // Never deleted: sandboxes held by Python objects keep a reference to their engine, and must
 // still answer (as dead) after shutdown.
 Engine* g_engine = nullptr;
+pid_t g_engine_pid = 0;
+pid_t g_tbb_pid = 0;  // the process that first started TBB workers
 
 std::string make_temp_root(const std::string& parent) {
   std::string pattern = (parent.empty() ? std::string("/tmp") : parent) + "/faas_sdk-" +
@@ -47,16 +51,20 @@ void Engine::configure(EngineConfig config) {
 
 Engine& Engine::instance() {
   std::lock_guard lock(g_mu);
+  // After fork() the child has the parent's engine in memory but none of its threads: it must
+  // not use or shut down that engine (the sandboxes are the parent's). Start a fresh one.
+  if (g_engine && g_engine_pid != ::getpid()) g_engine = nullptr;
   if (!g_engine) {
     if (!g_configured) throw Error(ErrorKind::kFaas, "the engine is not configured (import faas_sdk first)");
     g_engine = new Engine(g_config);
+    g_engine_pid = ::getpid();
   }
   return *g_engine;
 }
 
 bool Engine::running() {
   std::lock_guard lock(g_mu);
-  return g_engine != nullptr;
+  return g_engine != nullptr && g_engine_pid == ::getpid();
 }
 
 void Engine::shutdown_instance() {
@@ -64,6 +72,7 @@ void Engine::shutdown_instance() {
   {
     std::lock_guard lock(g_mu);
     engine = std::exchange(g_engine, nullptr);
+    if (g_engine_pid != ::getpid()) return;  // inherited through fork(): not ours to end
   }
   if (engine) engine->shutdown();
 }
@@ -72,7 +81,9 @@ Engine::Engine(EngineConfig config)
     : config_(std::move(config)),
       temp_root_(make_temp_root(config_.temp_parent)),
       broker_(reactor_, config_.broker_path, temp_root_),
-      arena_(2) {
+      arena_(2),
+      tbb_usable_(g_tbb_pid == 0 || g_tbb_pid == ::getpid()) {
+  if (g_tbb_pid == 0) g_tbb_pid = ::getpid();
   reactor_.start();
   broker_.start();
   log::logger()->debug("engine started, temp root {}", temp_root_);
@@ -142,17 +153,23 @@ std::shared_ptr<sandbox::Sandbox> Engine::take_warm(const std::string& python) {
       pool.pop_front();
     }
     // Forking the replacement is off the caller's path.
-    arena_.enqueue([this, python] { refill_pool(python); });
+    run_in_background([this, python] { refill_pool(python); });
     try {
       if (sb->wait_ready(std::chrono::seconds(60))) return sb;
     } catch (const Error&) {
     }
     sb->close_async();  // died while waiting in the pool: discard and try the next
   }
-  refill_pool(python);
+  // Pool empty: fork the caller's sandbox first, refill behind it.
   sandbox::SandboxSpec spec;
   spec.python = python;
-  return create_sandbox(std::move(spec), true);
+  auto sb = create_sandbox(std::move(spec), false);
+  run_in_background([this, python] { refill_pool(python); });
+  if (!sb->wait_ready(std::chrono::seconds(60))) {
+    sb->close();
+    throw Error(ErrorKind::kFaas, "sandbox " + sb->id() + " did not become ready within 60 s");
+  }
+  return sb;
 }
 
 void Engine::refill_pool(const std::string& python) {
@@ -184,7 +201,7 @@ void Engine::set_pool_size(size_t size) {
 
 void Engine::prewarm(const std::string& python) {
   // Zygote start-up takes tens of milliseconds; do it off the caller's path.
-  arena_.enqueue([this, python] {
+  run_in_background([this, python] {
     try {
       zygote_for(python);
       refill_pool(python);
@@ -209,18 +226,31 @@ void Engine::sandbox_finished(std::shared_ptr<sandbox::Sandbox> sb) {
     remove_workdir(sb->workdir());
     return;
   }
-  // Never block the reactor on file-system work: remove the tree in the arena.
+  // Never block the reactor on file-system work.
+  std::string path = sb->workdir();
+  run_in_background([this, path] { remove_workdir(path); });
+}
+
+void Engine::run_in_background(std::function<void()> fn) {
   {
     std::lock_guard lock(disposal_mu_);
-    ++disposals_pending_;
+    ++background_pending_;
   }
-  std::string path = sb->workdir();
-  arena_.enqueue([this, path] {
-    remove_workdir(path);
+  auto task = [this, fn = std::move(fn)] {
+    try {
+      fn();
+    } catch (const std::exception& e) {
+      log::logger()->error("background task failed: {}", e.what());
+    }
     std::lock_guard lock(disposal_mu_);
-    --disposals_pending_;
+    --background_pending_;
     disposal_cv_.notify_all();
-  });
+  };
+  if (tbb_usable_) {
+    arena_.enqueue(std::move(task));
+  } else {
+    std::thread(std::move(task)).detach();
+  }
 }
 
 void Engine::remove_workdir(const std::string& path) {
@@ -231,7 +261,7 @@ void Engine::remove_workdir(const std::string& path) {
 
 void Engine::wait_disposals() {
   std::unique_lock lock(disposal_mu_);
-  disposal_cv_.wait_for(lock, std::chrono::seconds(30), [&] { return disposals_pending_ == 0; });
+  disposal_cv_.wait_for(lock, std::chrono::seconds(30), [&] { return background_pending_ == 0; });
 }
 
 void Engine::shutdown() {

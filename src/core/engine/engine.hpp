@@ -56,6 +56,9 @@ class Engine final : public sandbox::SandboxHost {
   std::shared_ptr<sandbox::Zygote> zygote_for(const std::string& python);
   void refill_pool(const std::string& python);
   void remove_workdir(const std::string& path);
+  // Runs fn off the caller's and the reactor's threads: in the TBB arena, or on a plain
+  // thread in a process forked from one that had already started TBB (TBB is not fork-safe).
+  void run_in_background(std::function<void()> fn);
 
   const EngineConfig config_;
   std::string temp_root_;
@@ -63,6 +66,7 @@ class Engine final : public sandbox::SandboxHost {
   metrics::EngineMetrics metrics_;
   sandbox::BrokerClient broker_;
   tbb::task_arena arena_;
+  const bool tbb_usable_;
 
   std::mutex mu_;
   bool shut_down_ = false;
@@ -73,7 +77,7 @@ class Engine final : public sandbox::SandboxHost {
 
   std::mutex disposal_mu_;
   std::condition_variable disposal_cv_;
-  size_t disposals_pending_ = 0;
+  size_t background_pending_ = 0;
 };
 
 }  // namespace faas::engine

@@ -6,6 +6,7 @@
 // stay in step with these constants.
 #pragma once
 
+#include <bit>
 #include <cstdint>
 
 namespace faas::protocol {
@@ -34,6 +35,7 @@ struct FrameHeader {
   uint16_t reserved;
 };
 static_assert(sizeof(FrameHeader) == 8);
+static_assert(std::endian::native == std::endian::little, "frames are little-endian, copied as structs");
 
 enum KernelFrame : uint8_t {
   kFrameExec = 0x01,    // payload: 16-byte end-of-output marker token, then UTF-8 code

@@ -81,6 +81,12 @@ void BrokerClient::spawn(const std::vector<std::string>& argv, const std::vector
   for (const auto& a : argv) out.str(a);
   out.u32(static_cast<uint32_t>(env.size()));
   for (const auto& e : env) out.str(e);
+  if (out.buffer().size() > sys::kMaxControlMessage) {
+    std::lock_guard lock(mu_);
+    pending_.erase(request);
+    throw Error(ErrorKind::kFaas, "the host environment is too large to pass to a sandbox (" +
+                                      std::to_string(out.buffer().size()) + " bytes)");
+  }
   if (!sys::send_message(control_.get(), out.buffer(), fds)) {
     std::lock_guard lock(mu_);
     pending_.erase(request);

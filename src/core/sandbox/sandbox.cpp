@@ -59,7 +59,7 @@ Clock::time_point after_seconds(double s) {
 
 Sandbox::Sandbox(SandboxHost& host, std::string id, SandboxSpec spec, std::string workdir, bool owns_workdir)
     : host_(host), id_(std::move(id)), spec_(std::move(spec)), workdir_(std::move(workdir)),
-      owns_workdir_(owns_workdir), created_at_(Clock::now()) {
+      owns_workdir_(owns_workdir), created_at_(Clock::now()), owner_pid_(::getpid()) {
   host_.metrics().sandboxes_live.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -146,6 +146,9 @@ bool Sandbox::wait_ready(std::chrono::milliseconds timeout) {
 
 std::shared_ptr<Execution> Sandbox::submit(const std::string& code, std::optional<double> timeout_s,
                                            bool streaming, bool direct) {
+  if (::getpid() != owner_pid_)
+    throw Error(ErrorKind::kFaas, "sandbox " + id_ + " belongs to process " + std::to_string(owner_pid_) +
+                                      "; sandboxes cannot be used across fork()");
   std::unique_lock lock(mu_);
   if (!cv_.wait_for(lock, std::chrono::seconds(60), [&] { return state_ != State::kStarting; }))
     throw Error(ErrorKind::kFaas, "sandbox " + id_ + " did not become ready within 60 s");
@@ -262,6 +265,7 @@ void Sandbox::interrupt(const std::shared_ptr<Execution>& exec) {
   if (pidfd_) sys::pidfd_send_signal(pidfd_.get(), SIGINT);
   std::weak_ptr<Sandbox> weak = weak_from_this();
   uint64_t seq = exec->seq();
+  if (kill_timer_) host_.reactor().cancel_timer(kill_timer_);
   kill_timer_ = host_.reactor().add_timer(after_seconds(spec_.interrupt_grace_s), [weak, seq] {
     if (auto self = weak.lock()) self->on_kill_deadline(seq);
   });
@@ -273,6 +277,7 @@ void Sandbox::kill(const std::string& reason) {
 }
 
 void Sandbox::close() {
+  if (::getpid() != owner_pid_) return;  // inherited through fork(): the parent owns it
   std::unique_lock lock(mu_);
   if (close_requested_ && finished_reported_) return;
   close_requested_ = true;
@@ -290,6 +295,7 @@ void Sandbox::close() {
 }
 
 void Sandbox::close_async() {
+  if (::getpid() != owner_pid_) return;
   std::unique_lock lock(mu_);
   if (close_requested_) return;
   close_requested_ = true;
@@ -544,6 +550,7 @@ void Sandbox::on_deadline(uint64_t seq) {
   timed_out_ = true;
   if (pidfd_) sys::pidfd_send_signal(pidfd_.get(), SIGINT);
   std::weak_ptr<Sandbox> weak = weak_from_this();
+  if (kill_timer_) host_.reactor().cancel_timer(kill_timer_);
   kill_timer_ = host_.reactor().add_timer(after_seconds(spec_.interrupt_grace_s), [weak, seq] {
     if (auto self = weak.lock()) self->on_kill_deadline(seq);
   });
@@ -565,6 +572,7 @@ void Sandbox::mark_dead_locked(const std::string& reason) {
 }
 
 void Sandbox::kill_locked(const std::string& reason) {
+  if (::getpid() != owner_pid_) return;  // a copy inherited through fork(): not ours
   mark_dead_locked(reason);
   if (exited_) return;
   if (pid_ <= 0) {

@@ -109,6 +109,7 @@ class Sandbox : public std::enable_shared_from_this<Sandbox> {
   const std::string workdir_;
   const bool owns_workdir_;
   const std::chrono::steady_clock::time_point created_at_;
+  const pid_t owner_pid_;  // the host process; a fork()ed copy must leave the sandbox alone
 
   std::mutex mu_;
   std::condition_variable cv_;

@@ -102,6 +102,14 @@ void Zygote::fork_sandbox(const std::shared_ptr<Sandbox>& sandbox, UniqueFd sock
     out.u32(static_cast<uint32_t>(resource));
     out.u64(value);
   }
+  if (out.buffer().size() > sys::kMaxControlMessage) {
+    {
+      std::lock_guard lock(mu_);
+      pending_.erase(request);
+    }
+    throw Error(ErrorKind::kFaas, "the sandbox's environment and limits take " + std::to_string(out.buffer().size()) +
+                                      " bytes; at most " + std::to_string(sys::kMaxControlMessage) + " fit");
+  }
   int fds[3] = {socket.get(), stdout_write.get(), stderr_write.get()};
   if (!sys::send_message(control_.get(), out.buffer(), fds)) {
     {

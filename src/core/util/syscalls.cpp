@@ -73,7 +73,7 @@ bool send_message(int sock, std::span<const char> data, std::span<const int> fds
 }
 
 ssize_t recv_message(int sock, std::vector<char>& buf, std::vector<UniqueFd>& fds) {
-  if (buf.size() < 65536) buf.resize(65536);
+  if (buf.size() < kMaxControlMessage) buf.resize(kMaxControlMessage);
   struct iovec iov{buf.data(), buf.size()};
   alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * 8)];
   struct msghdr msg{};
@@ -96,6 +96,7 @@ ssize_t recv_message(int sock, std::vector<char>& buf, std::vector<UniqueFd>& fd
     const int* received = reinterpret_cast<const int*>(CMSG_DATA(c));
     for (size_t i = 0; i < count; ++i) fds.emplace_back(received[i]);
   }
+  if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) throw SyscallError("recvmsg (message truncated)", EMSGSIZE);
   return n;
 }
 
@@ -104,7 +105,7 @@ std::string describe_wait_status(int status) {
   if (WIFSIGNALED(status)) {
     int sig = WTERMSIG(status);
     const char* name = sigabbrev_np(sig);
-    return "killed by signal " + std::to_string(sig) + (name ? std::string(" (SIG") + name + ")" : "");
+    return "was killed by signal " + std::to_string(sig) + (name ? std::string(" (SIG") + name + ")" : "");
   }
   return "stopped (status " + std::to_string(status) + ")";
 }

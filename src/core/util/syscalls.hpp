@@ -37,6 +37,9 @@ std::pair<UniqueFd, UniqueFd> make_pipe(bool nonblock_read);
 
 void set_nonblocking(int fd, bool on);
 
+// Largest control datagram either side sends or accepts; senders check it first.
+constexpr size_t kMaxControlMessage = 128 * 1024;
+
 // One datagram (SOCK_SEQPACKET) with optional descriptors attached (SCM_RIGHTS).
 // Returns false when the peer is gone (EPIPE/ECONNRESET).
 bool send_message(int sock, std::span<const char> data, std::span<const int> fds);
@@ -44,6 +47,7 @@ bool send_message(int sock, std::span<const char> data, std::span<const int> fds
 // 0 on orderly shutdown, -1 with errno EAGAIN when nothing is pending.
 ssize_t recv_message(int sock, std::vector<char>& buf, std::vector<UniqueFd>& fds);
 
+// "exited with status N" or "was killed by signal N (SIGNAME)", to follow "the process".
 std::string describe_wait_status(int status);
 
 }  // namespace faas::sys
