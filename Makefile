@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.stamps
-SOURCES := $(shell find src python -type f \( -name '*.cpp' -o -name '*.hpp' -o -name '*.py' -o -name '*.pyi' \) 2>/dev/null) CMakeLists.txt pyproject.toml
+# Python files are served from the source tree by the editable install; only native sources need a rebuild.
+SOURCES := $(shell find src -type f \( -name '*.cpp' -o -name '*.hpp' \) 2>/dev/null) CMakeLists.txt pyproject.toml
 
 .PHONY: all setup demo test bench clean
 all: setup
