@@ -22,13 +22,15 @@ from .errors import (
 from .limits import Limits
 from .modes import AVAILABLE_MODES, Mode
 from .platform import ExecutionPlatform
-from .results import ErrorInfo, ExecutionResult
+from .results import BranchResult, ErrorInfo, ExecutionResult
 from .sandbox import Sandbox
+from .snapshot import Snapshot
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AVAILABLE_MODES",
+    "BranchResult",
     "ErrorInfo",
     "ExecutionPlatform",
     "ExecutionResult",
@@ -43,5 +45,6 @@ __all__ = [
     "ResourceLimitExceeded",
     "Sandbox",
     "SandboxDead",
+    "Snapshot",
     "SnapshotError",
 ]

@@ -11,8 +11,8 @@ class Mode(enum.Enum):
     LOCAL         plain child process; trusted code only, fastest.
     SECURE        seccomp-bpf, no privileges, no network (not available yet).
     CONTAINER     namespaces, read-only rootfs, cgroup limits (not available yet).
-    CHECKPOINTED  LOCAL plus a snapshot of the end state (not available yet).
-    BRANCHED      runs in a branch of an existing snapshot (not available yet).
+    CHECKPOINTED  LOCAL plus a snapshot of the end state (result.snapshot).
+    BRANCHED      runs in a new branch of an existing snapshot (execute(base_snapshot=...)).
     """
 
     LOCAL = "local"
@@ -22,4 +22,4 @@ class Mode(enum.Enum):
     BRANCHED = "branched"
 
 
-AVAILABLE_MODES = frozenset({Mode.LOCAL})
+AVAILABLE_MODES = frozenset({Mode.LOCAL, Mode.CHECKPOINTED, Mode.BRANCHED})

@@ -7,15 +7,16 @@ import os
 import sys
 import threading
 import weakref
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence
 
 from ._code import Code, check_timeout, encode_code
 from ._engine import core, ensure_configured
 from .errors import FaasError, ModeNotAvailable
 from .limits import DEFAULT_OUTPUT_BYTES, Limits
 from .modes import AVAILABLE_MODES, Mode
-from .results import ExecutionResult
+from .results import BranchResult, ErrorInfo, ExecutionResult
 from .sandbox import Sandbox
+from .snapshot import Snapshot
 
 __all__ = ["ExecutionPlatform"]
 
@@ -41,6 +42,7 @@ class ExecutionPlatform:
         self._python = os.path.abspath(python or sys.executable)
         self._default_timeout = check_timeout(default_timeout)
         self._sandboxes: "weakref.WeakSet[Sandbox]" = weakref.WeakSet()
+        self._snapshots: "weakref.WeakSet[Snapshot]" = weakref.WeakSet()
         self._lock = threading.Lock()
         self._closed = False
         core.prewarm(self._python, warm_pool_size)
@@ -75,9 +77,31 @@ class ExecutionPlatform:
                 interrupt_grace=DEFAULT_INTERRUPT_GRACE,
             )
         sandbox = Sandbox(raw, mode, limits.timeout if limits.timeout is not None else self._default_timeout)
+        self._adopt(sandbox)
+        return sandbox
+
+    def _adopt(self, sandbox: Sandbox) -> None:
+        sandbox._platform = self
         with self._lock:
             self._sandboxes.add(sandbox)
-        return sandbox
+
+    def _adopt_snapshot(self, snapshot: Snapshot) -> None:
+        with self._lock:
+            self._snapshots.add(snapshot)
+
+    @property
+    def snapshots(self) -> list[Snapshot]:
+        """The snapshots this platform made that are not released (oldest first)."""
+        with self._lock:
+            live = [s for s in self._snapshots if not s.released]
+        return sorted(live, key=lambda s: s.created_at)
+
+    def snapshot_tree(self) -> list[dict]:
+        """Every snapshot this platform made (released ones too, while referenced), as
+        ``Snapshot.describe()`` dicts, parents before children."""
+        with self._lock:
+            nodes = sorted(self._snapshots, key=lambda s: s.created_at)
+        return [node.describe() for node in nodes]
 
     @property
     def sandboxes(self) -> list[Sandbox]:
@@ -87,18 +111,77 @@ class ExecutionPlatform:
 
     # ---- one-shot execution ------------------------------------------------------------------
 
-    def execute(self, code: Code, mode: Mode = Mode.LOCAL, timeout: Optional[float] = None) -> ExecutionResult:
-        """Runs `code` in a fresh sandbox from the warm pool and discards the sandbox."""
+    def execute(self, code: Code, mode: Mode = Mode.LOCAL, timeout: Optional[float] = None,
+                base_snapshot: Optional[Snapshot] = None) -> ExecutionResult:
+        """Runs `code` in a fresh sandbox and discards the sandbox.
+
+        LOCAL         a sandbox from the warm pool
+        CHECKPOINTED  the same, and ``result.snapshot`` freezes its end state (even on error)
+        BRANCHED      a new branch of ``base_snapshot``
+        """
         self._check_open()
         _check_mode(mode)
         data = encode_code(code)
         t = check_timeout(timeout if timeout is not None else self._default_timeout)
-        raw_sandbox = core.take_warm_sandbox(self._python)
+        if mode is Mode.BRANCHED:
+            if base_snapshot is None:
+                raise ValueError("Mode.BRANCHED needs base_snapshot=")
+            raw_sandbox = core.branch(base_snapshot._core, None)
+        else:
+            if base_snapshot is not None:
+                raise ValueError(f"base_snapshot= only goes with Mode.BRANCHED, not {mode.name}")
+            raw_sandbox = core.take_warm_sandbox(self._python)
         try:
             raw = raw_sandbox.run(data, t, None, None)
+            snapshot = None
+            if mode is Mode.CHECKPOINTED and raw_sandbox.alive:
+                sandbox = Sandbox(raw_sandbox, mode, self._default_timeout, platform=self)
+                snapshot = sandbox.snapshot()
         finally:
             raw_sandbox.close_async()
-        return ExecutionResult._from_core(raw, raw_sandbox.id)
+        return ExecutionResult._from_core(raw, raw_sandbox.id, snapshot=snapshot)
+
+    def explore_parallel(self, codes: Sequence[Code], base_snapshot: Snapshot,
+                         max_parallel: Optional[int] = None, timeout: Optional[float] = None,
+                         keep: bool = False, snapshot_end: bool = False,
+                         seed: Optional[int] = None) -> list[BranchResult]:
+        """Runs each code in its own branch of `base_snapshot`, concurrently; results in input
+        order. At most `max_parallel` branches run at once (default: all). One branch failing
+        or timing out does not affect the others. With ``keep=True`` each result carries its
+        live branch (``.sandbox``), and with ``snapshot_end=True`` also a snapshot of its end
+        state (``.snapshot``), for multi-level search. ``seed``: branch i is seeded ``seed + i``.
+        """
+        self._check_open()
+        if snapshot_end and not keep:
+            raise ValueError("snapshot_end=True needs keep=True")
+        if max_parallel is not None and max_parallel < 1:
+            raise ValueError("max_parallel must be >= 1")
+        sources = [encode_code(c) for c in codes]
+        t = check_timeout(timeout if timeout is not None else self._default_timeout)
+        raw_items = core.explore(base_snapshot._core, sources, max_parallel or max(1, len(sources)), t, seed)
+        results: list[BranchResult] = []
+        for raw_sandbox, raw, error in raw_items:
+            sandbox = None
+            if raw_sandbox is not None:
+                sandbox = Sandbox(raw_sandbox, base_snapshot._mode, self._default_timeout, origin=base_snapshot)
+                self._adopt(sandbox)
+            if raw is None:
+                results.append(BranchResult(
+                    success=False, stdout="", stderr="", value=None,
+                    error=ErrorInfo("SnapshotError", error, ""), duration=0.0, sandbox_duration=0.0,
+                    output_truncated=False, outcome="died", sandbox_id=sandbox.id if sandbox else "",
+                    branch_id=sandbox.id if sandbox else ""))
+                if sandbox is not None:
+                    sandbox.close()
+                continue
+            end = None
+            if keep and snapshot_end and sandbox.alive:
+                end = sandbox.snapshot()
+            if not keep:
+                raw_sandbox.close_async()
+            results.append(BranchResult._from_core(raw, sandbox.id, snapshot=end, branch_id=sandbox.id,
+                                                   sandbox=sandbox if keep else None))
+        return results
 
     async def aexecute(self, code: Code, mode: Mode = Mode.LOCAL, timeout: Optional[float] = None) -> ExecutionResult:
         """The asyncio form of execute()."""
@@ -135,6 +218,9 @@ class ExecutionPlatform:
                 return
             self._closed = True
             sandboxes = list(self._sandboxes)
+            snapshots = list(self._snapshots)
+        for snapshot in snapshots:
+            snapshot.release()
         for sandbox in sandboxes:
             sandbox.close()
         core.wait_disposals()

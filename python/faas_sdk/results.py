@@ -6,7 +6,7 @@ import dataclasses
 import html
 from typing import Any, Optional
 
-__all__ = ["ErrorInfo", "ExecutionResult"]
+__all__ = ["BranchResult", "ErrorInfo", "ExecutionResult"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +35,7 @@ class ExecutionResult:
     output_truncated  output beyond the sandbox's output limit was dropped
     outcome           "completed", "timeout", "died", "interrupted" or "protocol_error"
     sandbox_id        the sandbox that ran it
-    snapshot          a Snapshot of the end state (CHECKPOINTED mode; not available yet)
+    snapshot          a Snapshot of the end state (CHECKPOINTED mode), else None
     """
 
     success: bool
@@ -51,9 +51,10 @@ class ExecutionResult:
     snapshot: Any = None
 
     @classmethod
-    def _from_core(cls, raw: dict, sandbox_id: str) -> "ExecutionResult":
+    def _from_core(cls, raw: dict, sandbox_id: str, **extra: Any) -> "ExecutionResult":
         err = raw["error"]
         return cls(
+            **extra,
             success=raw["success"],
             stdout=raw["stdout"],
             stderr=raw["stderr"],
@@ -105,3 +106,19 @@ class ExecutionResult:
 
 def _short(text: str, limit: int = 60) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class BranchResult(ExecutionResult):
+    """One branch of ``explore_parallel``: an ExecutionResult plus the branch it ran in.
+
+    branch_id  the branch sandbox's id
+    sandbox    the live branch (``keep=True``), else None: it was closed
+    snapshot   with ``keep=True, snapshot_end=True``: a snapshot of the branch's end state
+    """
+
+    branch_id: str = ""
+    sandbox: Any = None
+
+    def __repr__(self) -> str:
+        return super().__repr__().replace("ExecutionResult(", f"BranchResult(branch_id={self.branch_id!r}, ", 1)

@@ -13,6 +13,7 @@ from .results import ExecutionResult
 
 if TYPE_CHECKING:
     from ._core import Sandbox as _CoreSandbox
+    from .snapshot import Snapshot
 
 __all__ = ["Sandbox"]
 
@@ -26,10 +27,13 @@ class Sandbox:
     A sandbox is a context manager: leaving the block closes it.
     """
 
-    def __init__(self, core: "_CoreSandbox", mode: Mode, default_timeout: Optional[float]) -> None:
+    def __init__(self, core: "_CoreSandbox", mode: Mode, default_timeout: Optional[float],
+                 origin: Optional["Snapshot"] = None, platform=None) -> None:
         self._core = core
         self._mode = mode
         self._default_timeout = default_timeout
+        self._origin = origin
+        self._platform = platform
         self._async_lock: Optional[asyncio.Lock] = None
 
     @property
@@ -52,6 +56,11 @@ class Sandbox:
     @property
     def alive(self) -> bool:
         return self._core.alive
+
+    @property
+    def origin(self) -> Optional["Snapshot"]:
+        """The snapshot this sandbox is a branch of, or None."""
+        return self._origin
 
     @property
     def death_reason(self) -> str:
@@ -88,6 +97,23 @@ class Sandbox:
                 raise SandboxDead(f"sandbox {self.id} is dead: {self._core.death_reason}")
             raw = await _aio.run_async(self._core, data, t)
         return ExecutionResult._from_core(raw, self._core.id)
+
+    def snapshot(self) -> "Snapshot":
+        """Freezes this sandbox's current state (memory and workdir files) into a Snapshot.
+
+        The sandbox must be idle and single-threaded: with live user threads this raises
+        SnapshotError naming how many (fork() copies only one thread). The sandbox itself
+        carries on unchanged.
+        """
+        from ._engine import core
+        from .snapshot import Snapshot
+        raw = core.snapshot(self._core)
+        platform = self._platform
+        if platform is None:
+            raise RuntimeError("this sandbox was not made by an ExecutionPlatform")
+        snap = Snapshot(raw, platform, self._origin, self._mode, self._default_timeout)
+        platform._adopt_snapshot(snap)
+        return snap
 
     def close(self) -> None:
         """Kills the sandbox's processes and removes its private workdir. Idempotent."""

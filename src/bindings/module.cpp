@@ -7,4 +7,5 @@ PYBIND11_MODULE(_core, m) {
   faas::bindings::register_logging(m);
   faas::bindings::register_engine(m);
   faas::bindings::register_sandbox(m);
+  faas::bindings::register_snapshot(m);
 }

@@ -31,6 +31,12 @@ py::dict metrics_dict() {
   py::dict d;
   d["sandbox_start"] = summary_dict(m.sandbox_start.summary());
   d["execute"] = summary_dict(m.execute.summary());
+  d["snapshot"] = summary_dict(m.snapshot.summary());
+  d["branch_start"] = summary_dict(m.branch_start.summary());
+  d["snapshots_created"] = m.snapshots_created.load();
+  d["branches_created"] = m.branches_created.load();
+  d["snapshots_live"] = Engine::instance().live_snapshots().size();
+  d["branches_live"] = Engine::instance().live_branch_count();
   d["sandboxes_started"] = m.sandboxes_started.load();
   d["sandboxes_live"] = m.sandboxes_live.load();
   d["executions"] = m.executions.load();

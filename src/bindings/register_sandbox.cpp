@@ -45,6 +45,8 @@ const char* kind_name(OutcomeKind k) {
   return "completed";
 }
 
+}  // namespace
+
 py::dict outcome_dict(const Outcome& o) {
   py::dict d;
   d["outcome"] = kind_name(o.kind);
@@ -62,6 +64,8 @@ py::dict outcome_dict(const Outcome& o) {
   d["engine_duration"] = static_cast<double>(o.engine_ns) * 1e-9;
   return d;
 }
+
+namespace {
 
 void deliver(std::vector<sandbox::StreamChunk>& chunks, py::object& on_stdout, py::object& on_stderr,
              std::optional<py::error_already_set>& callback_error) {

@@ -1,80 +1,56 @@
-"""The sandbox side of faas_sdk: a zygote that forks kernels, and the kernel loop itself.
+"""The sandbox side of faas_sdk: the kernel loop, and the entry point of a zygote.
 
-Started by the broker as ``python kernel.py zygote <cwd>`` with its control socket on fd 3.
+Started by the broker as ``python -u kernel.py zygote <cwd>`` with its control socket on fd 3.
 It never imports faas_sdk: a sandbox must not load the engine. The wire format mirrors
 src/core/protocol/messages.hpp; docs/protocol.md describes both.
 """
 
-import ast
-import builtins
-import ctypes
-import fcntl
-import gc
-import itertools
-import linecache
-import os
-import resource
-import signal
-import socket
-import struct
 import sys
-import time
-import traceback
-import types
 
-HEADER = struct.Struct("<IBBH")
-FRAME_EXEC, FRAME_READY, FRAME_RESULT, FRAME_FATAL = 0x01, 0x81, 0x82, 0x83
-ZYGOTE_FORK, ZYGOTE_READY, ZYGOTE_FORKED, ZYGOTE_EXITED = 0x01, 0x80, 0x81, 0x82
-STATUS_OK, STATUS_ERROR = 0, 1
-MARKER_STDOUT, MARKER_STDERR = 1, 2
-FLAG_HAS_VALUE = 1
-MARKER_PREFIX = b"\x1e\x1fFAAS-END:"
-TOKEN_SIZE = 16
+# This directory is sys.path[0] only so that the helpers below import; user code must not see it.
+_KERNEL_DIR = sys.path[0]
+import _faas_branch  # noqa: E402
+import _faas_fork_server  # noqa: E402
+from _faas_wire import (FLAG_HAS_VALUE, FRAME_EXEC, FRAME_FATAL, FRAME_READY,  # noqa: E402
+                        FRAME_RESULT, FRAME_SNAPSHOT, FRAME_SNAPSHOT_DONE, MARKER_PREFIX,
+                        MARKER_STDERR, MARKER_STDOUT, RLIM_INFINITY_WIRE, STATUS_ERROR,
+                        STATUS_OK, TOKEN_SIZE, HEADER, frame, wire_str)
+sys.path.remove(_KERNEL_DIR)
+
+import array  # noqa: E402
+import ast  # noqa: E402
+import builtins  # noqa: E402
+import ctypes  # noqa: E402
+import fcntl  # noqa: E402
+import gc  # noqa: E402
+import itertools  # noqa: E402
+import linecache  # noqa: E402
+import os  # noqa: E402
+import resource  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import struct  # noqa: E402
+import time  # noqa: E402
+import traceback  # noqa: E402
+import types  # noqa: E402
+
 FIONREAD = 0x541B
 PR_SET_PDEATHSIG = 1
-RLIM_INFINITY_WIRE = (1 << 64) - 1
 MAX_VALUE_REPR = 1 << 20
 MAX_MESSAGE = 64 << 10
 MAX_TRACEBACK = 1 << 20
-CONTROL_BUFFER = 256 * 1024  # larger than the engine's 128 KiB control-message bound
-KERNEL_FILE = os.path.abspath(__file__)
+KERNEL_FILES = {__file__, _faas_branch.__file__, _faas_fork_server.__file__}
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-class Reader:
-    """Bounds-checked little-endian reader for control messages."""
+class BecomeBranch(BaseException):
+    """Raised in a child forked by a snapshot template: unwinds to Kernel.serve(), which turns
+    the child into a live branch kernel with the template's (the snapshot's) state."""
 
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
+    def __init__(self, request) -> None:
+        self.request = request
 
-    def take(self, fmt: str):
-        size = struct.calcsize(fmt)
-        if self.pos + size > len(self.data):
-            raise ValueError("message truncated")
-        (value,) = struct.unpack_from(fmt, self.data, self.pos)
-        self.pos += size
-        return value
-
-    def str(self) -> str:
-        n = self.take("<I")
-        if self.pos + n > len(self.data):
-            raise ValueError("message truncated")
-        s = self.data[self.pos:self.pos + n].decode("utf-8", "surrogateescape")
-        self.pos += n
-        return s
-
-
-def _wire_str(s: str, limit: int) -> bytes:
-    b = s.encode("utf-8", "backslashreplace")
-    if len(b) > limit:
-        b = b[:limit] + b"...[truncated]"
-    return struct.pack("<I", len(b)) + b
-
-
-# --------------------------------------------------------------------------------------------
-# Kernel: executes cells in a persistent __main__ namespace.
 
 class CellCompiler:
     """Compiles a cell like a notebook does: the last expression is evaluated separately so
@@ -102,31 +78,37 @@ class CellCompiler:
 
 
 class Kernel:
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
+    """Executes cells in a persistent __main__ namespace; forks snapshot templates."""
+
+    def __init__(self) -> None:
         self.rx = bytearray()
         self.chunk = bytearray(1 << 16)  # reused: recv(n) would allocate n bytes per call
         self.chunk_view = memoryview(self.chunk)
         self.in_user_code = False
-        self.pid = os.getpid()
         self.compiler = CellCompiler()
-        # Private duplicates of the output pipes: the end-of-output marker still goes through
-        # if user code closes or redirects fd 1/2.
-        self.out_fd = os.dup(1)
-        self.err_fd = os.dup(2)
+        self.templates: list = []  # our snapshot templates: children we must reap
         main = types.ModuleType("__main__")
         main.__builtins__ = builtins
         sys.modules["__main__"] = main
         self.namespace = main.__dict__
         signal.signal(signal.SIGINT, self._on_sigint)
+        self.attach()
+
+    def attach(self) -> None:
+        """Binds to the channels on fds 1-3 (after a fork, a branch's own ones)."""
+        self.pid = os.getpid()
+        self.sock = socket.socket(fileno=3)
+        # Private duplicates of the output pipes: the end-of-output marker still goes through
+        # if user code closes or redirects fd 1/2.
+        self.out_fd = os.dup(1)
+        self.err_fd = os.dup(2)
+        self.rx.clear()
+        self.templates = []
 
     def _on_sigint(self, signum, frame):
         # Interrupts (timeouts, host Ctrl-C) only ever stop user code, never the protocol.
         if self.in_user_code:
             raise KeyboardInterrupt
-
-    def send_frame(self, frame_type: int, payload: bytes, flags: int = 0) -> None:
-        self.sock.sendall(HEADER.pack(len(payload), frame_type, flags, 0) + payload)
 
     def read_frame(self):
         while True:
@@ -145,12 +127,20 @@ class Kernel:
             self.rx += self.chunk_view[:n]
 
     def serve(self) -> None:
-        self.send_frame(FRAME_READY, struct.pack("<i", os.getpid()))
         while True:
-            frame_type, flags, payload = self.read_frame()
-            if frame_type == FRAME_EXEC:
-                token = payload[:TOKEN_SIZE]
-                self.execute(token, payload[TOKEN_SIZE:])
+            try:
+                self.sock.sendall(frame(FRAME_READY, struct.pack("<i", os.getpid())))
+                while True:
+                    frame_type, _, payload = self.read_frame()
+                    token = payload[:TOKEN_SIZE]
+                    if frame_type == FRAME_EXEC:
+                        self.execute(token, payload[TOKEN_SIZE:])
+                    elif frame_type == FRAME_SNAPSHOT:
+                        self.snapshot()
+            except BecomeBranch as branch:
+                self.become_branch(branch.request)
+
+    # ---- executions --------------------------------------------------------------------------
 
     def execute(self, token: bytes, code: bytes) -> None:
         started = time.perf_counter_ns()
@@ -178,14 +168,25 @@ class Kernel:
         if os.getpid() != self.pid:
             os._exit(0)  # a child the cell forked reached the end of the cell: only we reply
         markers = self.end_output(token)
+        self.reply(FRAME_RESULT, status, markers, elapsed, value_repr, error_type, error_message,
+                   tb_text, FLAG_HAS_VALUE if has_value else 0)
+
+    def reply(self, frame_type, status, markers, elapsed, value, error_type, message, tb, flags=0,
+              fds=()) -> None:
         payload = b"".join((
             struct.pack("<BBHQ", status, markers, 0, elapsed),
-            _wire_str(value_repr, MAX_VALUE_REPR),
-            _wire_str(error_type, 256),
-            _wire_str(error_message, MAX_MESSAGE),
-            _wire_str(tb_text, MAX_TRACEBACK),
+            wire_str(value, MAX_VALUE_REPR),
+            wire_str(error_type, 256),
+            wire_str(message, MAX_MESSAGE),
+            wire_str(tb, MAX_TRACEBACK),
         ))
-        self.send_frame(FRAME_RESULT, payload, FLAG_HAS_VALUE if has_value else 0)
+        data = frame(frame_type, payload, flags)
+        if fds:
+            sent = self.sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+            if sent < len(data):
+                self.sock.sendall(data[sent:])
+        else:
+            self.sock.sendall(data)
 
     def end_output(self, token: bytes) -> int:
         """Marks the end of this execution's output on each pipe that still holds unread bytes.
@@ -209,10 +210,143 @@ class Kernel:
                 pass
         return markers
 
+    # ---- snapshots and branches --------------------------------------------------------------
+
+    def snapshot(self) -> None:
+        """Forks a frozen template of this kernel and hands its control socket to the engine."""
+        started = time.perf_counter_ns()
+        self.reap_templates()
+        threads = len(os.listdir("/proc/self/task"))
+        if threads > 1:
+            self.reply(FRAME_SNAPSHOT_DONE, STATUS_ERROR, 0, 0, "", "SnapshotError",
+                       f"the kernel has {threads} threads ({threads - 1} started by user code); fork() "
+                       "copies only the calling thread, so a snapshot would be corrupt. Join the "
+                       "threads before taking a snapshot.", "")
+            return
+        engine_end, template_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        gc.freeze()  # collections in the template's branches then leave the shared heap alone
+        pid = os.fork()
+        if pid == 0:
+            engine_end.close()
+            self.become_template(template_end)
+        gc.unfreeze()
+        template_end.close()
+        pidfd = os.pidfd_open(pid)
+        self.templates.append(pid)
+        try:
+            self.reply(FRAME_SNAPSHOT_DONE, STATUS_OK, 0, time.perf_counter_ns() - started, str(pid),
+                       "", "", "", fds=(engine_end.fileno(), pidfd))
+        finally:
+            engine_end.close()
+            os.close(pidfd)
+
+    def reap_templates(self) -> None:
+        for pid in list(self.templates):
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    self.templates.remove(pid)
+            except ChildProcessError:
+                self.templates.remove(pid)
+
+    def become_template(self, ctrl: socket.socket) -> None:
+        """In the forked child: stop being a kernel, serve branch forks until released."""
+        os.setsid()  # out of the kernel's process group: closing the kernel must not kill us
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.close(devnull)
+        self.sock.detach()
+        for fd in (3, self.out_fd, self.err_fd):
+            os.close(fd)
+        self.templates = []
+        self.template_ctrl = ctrl
+        server = _faas_fork_server.ForkServer(ctrl, self._template_child)
+        server.serve()
+        os._exit(0)
+
+    def _template_child(self, request, template_pid: int) -> None:
+        raise BecomeBranch(request)
+
+    def become_branch(self, request) -> None:
+        """In a child of a template: a live kernel again, with the snapshot's state."""
+        try:
+            os.setsid()  # its own process group, like every sandbox: close() kills the group
+            template_ctrl = self.template_ctrl.detach()
+            install_channels(request.fds)
+            os.close(template_ctrl)
+        except BaseException:
+            os._exit(70)
+        sock = socket.socket(fileno=3)
+        try:
+            if request.overlay_lower:
+                _faas_branch.mount_private_workdir(request.workdir, request.overlay_lower,
+                                                   request.overlay_upper, request.overlay_work)
+            os.chdir(request.workdir)
+            _faas_branch.reopen_regular_files(keep={0, 1, 2, 3})
+            apply_environment(request)
+            _faas_branch.reseed(request.seed)
+            sock.detach()
+            self.attach()
+        except BaseException as exc:
+            fatal(sock, exc)
+
+
+def install_channels(fds) -> None:
+    """Puts the engine's data socket on fd 3 and the output pipes on fds 1 and 2."""
+    # Move them out of the way first: a received descriptor may itself be 1, 2 or 3.
+    high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 100) for fd in fds]
+    for fd in fds:
+        os.close(fd)
+    sock_fd, out_fd, err_fd = high
+    os.dup2(out_fd, 1)
+    os.dup2(err_fd, 2)
+    os.dup2(sock_fd, 3, inheritable=False)
+    for fd in high:
+        os.close(fd)
+
+
+def apply_environment(request) -> None:
+    os.environ.update(request.env)
+    os.environ["FAAS_SDK_SANDBOX_ID"] = request.sandbox_id
+    for res, limit in request.rlimits:
+        value = resource.RLIM_INFINITY if limit == RLIM_INFINITY_WIRE else limit
+        # For CPU time the hard limit is one second later, so the soft limit's SIGXCPU
+        # (not a bare SIGKILL) tells the user which limit ended the sandbox.
+        hard = value + 1 if res == resource.RLIMIT_CPU and value != resource.RLIM_INFINITY else value
+        resource.setrlimit(res, (value, hard))
+
+
+def fatal(sock: socket.socket, exc: BaseException) -> None:
+    """Tells the engine why this kernel cannot start, then exits."""
+    try:
+        sock.sendall(frame(FRAME_FATAL, wire_str(f"{type(exc).__name__}: {exc}", 4096)))
+    finally:
+        os._exit(71)
+
+
+def describe_exception(exc: BaseException):
+    """(type name, message, traceback text) with the kernel's own frames left out."""
+    try:
+        message = str(exc)
+    except Exception:
+        message = "<exception str() failed>"
+    try:
+        if isinstance(exc, SyntaxError):
+            text = "".join(traceback.format_exception_only(type(exc), exc))
+        else:
+            # The kernel's own frames (the exec call, the SIGINT handler) are noise to the user.
+            frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename not in KERNEL_FILES]
+            text = "".join(["Traceback (most recent call last):\n"]
+                           + traceback.format_list(frames)
+                           + traceback.format_exception_only(type(exc), exc))
+    except Exception:
+        text = f"{type(exc).__name__}: {message}\n"
+    return type(exc).__name__, message, text
+
 
 def warm_up() -> None:
     """Runs the kernel's code paths once in the zygote, so every forked kernel inherits them
-    warm (lazy imports, codec and compiler state) instead of paying for them in its first cell."""
+    warm (lazy imports, compiler state) instead of paying for them in its first cell."""
     namespace: dict = {"__name__": "__warmup__"}
     body, last = CellCompiler().compile("def f(x):\n    return [x] * 2\nf(21)")
     exec(body, namespace)
@@ -227,144 +361,25 @@ def warm_up() -> None:
         describe_exception(exc)
 
 
-def describe_exception(exc: BaseException):
-    """(type name, message, traceback text) with the kernel's own frames left out."""
+def zygote_child(request, zygote_pid: int) -> None:
+    """In a child of the zygote: a fresh kernel for a new sandbox. Never returns."""
     try:
-        message = str(exc)
-    except Exception:
-        message = "<exception str() failed>"
-    try:
-        if isinstance(exc, SyntaxError):
-            text = "".join(traceback.format_exception_only(type(exc), exc))
-        else:
-            # The kernel's own frames (the exec call, the SIGINT handler) are noise to the user.
-            frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != KERNEL_FILE]
-            text = "".join(["Traceback (most recent call last):\n"]
-                           + traceback.format_list(frames)
-                           + traceback.format_exception_only(type(exc), exc))
-    except Exception:
-        text = f"{type(exc).__name__}: {message}\n"
-    return type(exc).__name__, message, text
-
-
-# --------------------------------------------------------------------------------------------
-# Zygote: forks one kernel per FORK request, reaps them and reports their wait status.
-
-class Zygote:
-    def __init__(self, ctrl: socket.socket) -> None:
-        self.ctrl = ctrl
-        self.pid = os.getpid()
-        signal.signal(signal.SIGCHLD, self._reap)
-
-    def _reap(self, signum, frame) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            try:
-                self.ctrl.send(struct.pack("<Bii", ZYGOTE_EXITED, pid, status))
-            except OSError:
-                pass
-
-    def serve(self) -> None:
-        # Kernels inherit these stream objects (unbuffered: started with -u); dup2 later points
-        # fds 1 and 2 at each kernel's own pipes.
-        for stream in (sys.stdout, sys.stderr):
-            stream.reconfigure(encoding="utf-8", errors="backslashreplace")
-        warm_up()
-        gc.collect()
-        gc.freeze()  # forked kernels then do not dirty the shared heap when they collect
-        self.ctrl.send(struct.pack("<Bi", ZYGOTE_READY, self.pid) + _wire_str(sys.version, 4096))
-        while True:
-            msg, fds, _, _ = socket.recv_fds(self.ctrl, CONTROL_BUFFER, 8)
-            if not msg:
-                os._exit(0)  # the engine is gone
-            try:
-                if msg[0] == ZYGOTE_FORK:
-                    self.fork(msg, fds)
-            finally:
-                for fd in fds:
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass
-
-    def fork(self, msg: bytes, fds: list) -> None:
-        r = Reader(msg)
-        r.take("<B")
-        request = r.take("<I")
-        try:
-            sandbox_id = r.str()
-            workdir = r.str()
-            env = [(r.str(), r.str()) for _ in range(r.take("<I"))]
-            rlimits = [(r.take("<I"), r.take("<Q")) for _ in range(r.take("<I"))]
-        except ValueError as exc:
-            self._forked(request, -1, 22, f"malformed FORK request: {exc}")
-            return
-        if len(fds) != 3:
-            self._forked(request, -1, 22, "FORK needs three descriptors")
-            return
-        # SIGCHLD stays blocked until FORKED is sent, so EXITED can never overtake it.
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
-        try:
-            try:
-                pid = os.fork()
-            except OSError as exc:
-                self._forked(request, -1, exc.errno or 0, f"fork: {exc.strerror}")
-                return
-            if pid == 0:
-                become_kernel(self.ctrl, self.pid, fds, sandbox_id, workdir, env, rlimits)
-            pidfd = os.pidfd_open(pid)
-            try:
-                self._forked(request, pid, 0, "", pidfd)
-            finally:
-                os.close(pidfd)
-        finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
-
-    def _forked(self, request: int, pid: int, err: int, message: str, pidfd: int = -1) -> None:
-        msg = struct.pack("<BIii", ZYGOTE_FORKED, request, pid, err) + _wire_str(message, 4096)
-        socket.send_fds(self.ctrl, [msg], [pidfd] if pidfd >= 0 else [])
-
-
-def become_kernel(ctrl, zygote_pid, fds, sandbox_id, workdir, env, rlimits) -> None:
-    """Runs in the freshly forked child; never returns."""
-    try:
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_SETMASK, set())
         os.setsid()  # own session and process group: closing the sandbox kills the group
         _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != zygote_pid:
             os._exit(0)
-        ctrl.detach()  # its fd is closed below; the object must not close a reused number
-        sock_fd, out_fd, err_fd = fds
-        os.dup2(out_fd, 1)
-        os.dup2(err_fd, 2)
-        os.dup2(sock_fd, 3, inheritable=False)
-        os.closerange(4, 1 << 20)
+        install_channels(request.fds)
+        os.closerange(4, 1 << 20)  # the zygote's control socket and anything else it held
         sock = socket.socket(fileno=3)
     except BaseException:
         os._exit(70)
     try:
-        os.chdir(workdir)
-        os.environ.update(env)
-        os.environ["FAAS_SDK_SANDBOX_ID"] = sandbox_id
-        for res, limit in rlimits:
-            value = resource.RLIM_INFINITY if limit == RLIM_INFINITY_WIRE else limit
-            # For CPU time the hard limit is one second later, so the soft limit's SIGXCPU
-            # (not a bare SIGKILL) tells the user which limit ended the sandbox.
-            hard = value + 1 if res == resource.RLIMIT_CPU and value != resource.RLIM_INFINITY else value
-            resource.setrlimit(res, (value, hard))
-        kernel = Kernel(sock)
+        os.chdir(request.workdir)
+        apply_environment(request)
+        sock.detach()
+        kernel = Kernel()
     except BaseException as exc:
-        try:
-            payload = _wire_str(f"{type(exc).__name__}: {exc}", 4096)
-            sock.sendall(HEADER.pack(len(payload), FRAME_FATAL, 0, 0) + payload)
-        finally:
-            os._exit(71)
+        fatal(sock, exc)
     try:
         kernel.serve()
     finally:
@@ -379,8 +394,16 @@ def main() -> None:
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the broker
     if os.getppid() == 1:
         os._exit(0)
-    ctrl = socket.socket(fileno=3)
-    Zygote(ctrl).serve()
+    # Kernels inherit these stream objects (unbuffered: started with -u); dup2 later points
+    # fds 1 and 2 at each kernel's own pipes.
+    for stream in (sys.stdout, sys.stderr):
+        stream.reconfigure(encoding="utf-8", errors="backslashreplace")
+    server = _faas_fork_server.ForkServer(socket.socket(fileno=3), zygote_child)
+    warm_up()
+    gc.collect()
+    gc.freeze()  # forked kernels then do not dirty the shared heap when they collect
+    server.announce(sys.version)
+    server.serve()
 
 
 if __name__ == "__main__":

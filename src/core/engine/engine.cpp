@@ -10,6 +10,8 @@
 #include <thread>
 
 #include "core/errors.hpp"
+#include "core/protocol/messages.hpp"
+#include "core/snapshot/workdir_copy.hpp"
 #include "core/log/logging.hpp"
 #include "core/util/syscalls.hpp"
 
@@ -32,11 +34,11 @@ std::string make_temp_root(const std::string& parent) {
   return pattern;
 }
 
-std::string new_sandbox_id() {
+std::string new_id(const char* prefix) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   static const char* hex = "0123456789abcdef";
   uint64_t v = rng();
-  std::string id = "sbx-";
+  std::string id = prefix;
   for (int i = 0; i < 12; ++i) id.push_back(hex[(v >> (i * 4)) & 0xF]);
   return id;
 }
@@ -110,7 +112,7 @@ std::shared_ptr<sandbox::Zygote> Engine::zygote_for(const std::string& python) {
 
 std::shared_ptr<sandbox::Sandbox> Engine::create_sandbox(sandbox::SandboxSpec spec, bool wait_ready) {
   auto zygote = zygote_for(spec.python);
-  std::string id = new_sandbox_id();
+  std::string id = new_id("sbx-");
   bool owns = spec.workdir.empty();
   std::string workdir = owns ? temp_root_ + "/" + id : spec.workdir;
   std::error_code ec;
@@ -119,7 +121,8 @@ std::shared_ptr<sandbox::Sandbox> Engine::create_sandbox(sandbox::SandboxSpec sp
   } else if (!std::filesystem::create_directories(workdir, ec) && ec) {
     throw Error(ErrorKind::kFaas, "cannot create workdir " + workdir + ": " + ec.message());
   }
-  auto sb = std::make_shared<sandbox::Sandbox>(*this, id, std::move(spec), workdir, owns);
+  auto sb = std::make_shared<sandbox::Sandbox>(*this, id, std::move(spec),
+                                               std::make_shared<sandbox::OwnedDirectory>(workdir, owns));
   {
     std::lock_guard lock(mu_);
     registry_.emplace(id, sb);
@@ -221,14 +224,11 @@ void Engine::sandbox_finished(std::shared_ptr<sandbox::Sandbox> sb) {
     std::lock_guard lock(mu_);
     registry_.erase(sb->id());
   }
-  if (!sb->owns_workdir()) return;
-  if (!reactor_.in_reactor_thread()) {
-    remove_workdir(sb->workdir());
-    return;
-  }
-  // Never block the reactor on file-system work.
-  std::string path = sb->workdir();
-  run_in_background([this, path] { remove_workdir(path); });
+  // Dropping the directories removes those nobody else holds (a snapshot may still hold the
+  // workdir its branches mount over). Never block the reactor on file-system work.
+  auto dirs = sb->release_directories();
+  if (!reactor_.in_reactor_thread()) return;  // dropped here, inline
+  run_in_background([dirs = std::move(dirs)]() mutable { dirs.clear(); });
 }
 
 void Engine::run_in_background(std::function<void()> fn) {
@@ -253,12 +253,6 @@ void Engine::run_in_background(std::function<void()> fn) {
   }
 }
 
-void Engine::remove_workdir(const std::string& path) {
-  std::error_code ec;
-  std::filesystem::remove_all(path, ec);
-  if (ec) log::logger()->warn("could not remove workdir {}: {}", path, ec.message());
-}
-
 void Engine::wait_disposals() {
   std::unique_lock lock(disposal_mu_);
   disposal_cv_.wait_for(lock, std::chrono::seconds(30), [&] { return background_pending_ == 0; });
@@ -274,6 +268,8 @@ void Engine::shutdown() {
     for (auto& [id, sb] : registry_) sandboxes.push_back(sb);
     pools_.clear();
     zygotes.swap(zygotes_);
+    for (auto& [id, snap] : snapshots_) snap->release();
+    snapshots_.clear();
   }
   for (auto& sb : sandboxes) sb->kill("the engine shut down");
   for (auto& sb : sandboxes) sb->close();
@@ -284,6 +280,119 @@ void Engine::shutdown() {
   std::error_code ec;
   std::filesystem::remove_all(temp_root_, ec);
   log::logger()->debug("engine shut down");
+}
+
+}  // namespace faas::engine
+
+namespace faas::engine {
+
+std::shared_ptr<snapshot::Snapshot> Engine::snapshot(const std::shared_ptr<sandbox::Sandbox>& sb) {
+  auto started = std::chrono::steady_clock::now();
+  std::string id = new_id("snap-");
+  auto layer = std::make_shared<sandbox::OwnedDirectory>(temp_root_ + "/" + id, true);
+  // The kernel is idle while `before_send` runs, so the files copied match the memory forked.
+  auto freeze_files = [&]() -> std::string {
+    // A branch's files are its own overlay, visible only in its mount namespace.
+    std::string source = sb->is_branch() ? "/proc/" + std::to_string(sb->pid()) + "/root" + sb->workdir() : sb->workdir();
+    return snapshot::copy_tree(source, layer->path());
+  };
+  auto exec = sb->submit("", std::nullopt, false, true, protocol::kFrameSnapshot, freeze_files);
+  std::vector<sandbox::StreamChunk> chunks;
+  while (!sb->pump(exec, std::chrono::milliseconds(50), chunks)) {
+  }
+  const sandbox::Outcome& o = exec->outcome();
+  if (!o.success) {
+    ErrorKind kind = o.kind == sandbox::OutcomeKind::kDied ? ErrorKind::kSandboxDead : ErrorKind::kSnapshot;
+    throw Error(kind, "cannot snapshot sandbox " + sb->id() + ": " + o.error_message);
+  }
+  auto fds = exec->take_fds();
+  char* end = nullptr;
+  long template_pid = std::strtol(o.value.c_str(), &end, 10);
+  if (fds.size() != 2 || template_pid <= 0 || *end != '\0') {
+    sb->kill("protocol violation: malformed snapshot reply");
+    throw Error(ErrorKind::kProtocol, "sandbox " + sb->id() + " sent a malformed snapshot reply");
+  }
+  auto process = sandbox::Zygote::adopt(reactor_, "the template of snapshot " + id, static_cast<pid_t>(template_pid),
+                                        std::move(fds[0]), std::move(fds[1]));
+  auto snap = std::make_shared<snapshot::Snapshot>(id, sb->origin_snapshot(), sb->id(), std::move(process),
+                                                   sb->workdir_directory(), std::move(layer), sb->spec());
+  {
+    std::lock_guard lock(mu_);
+    snapshots_.emplace(id, snap);
+  }
+  metrics_.snapshot.record_ns(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started).count()));
+  metrics_.snapshots_created.fetch_add(1, std::memory_order_relaxed);
+  return snap;
+}
+
+std::shared_ptr<sandbox::Sandbox> Engine::branch(const std::shared_ptr<snapshot::Snapshot>& snap,
+                                                 std::optional<uint64_t> seed, bool wait_ready) {
+  auto process = snap->template_process();  // throws SnapshotError when released or dead
+  auto layer = snap->layer();
+  auto workdir = snap->workdir();
+  if (!layer || !workdir) throw Error(ErrorKind::kSnapshot, "snapshot " + snap->id() + " has been released");
+  std::string id = new_id("sbx-");
+  auto own = std::make_shared<sandbox::OwnedDirectory>(temp_root_ + "/" + id, true);
+  for (const char* sub : {"", "/upper", "/work"}) {
+    std::string path = own->path() + sub;
+    if (::mkdir(path.c_str(), 0700) < 0) sys::throw_errno("mkdir(" + path + ")");
+  }
+  sandbox::SandboxSpec spec = snap->source_spec();
+  spec.workdir = workdir->path();
+  spec.env.clear();
+  spec.rlimits.clear();  // inherited through fork, like the environment
+  spec.overlay_lower = layer->path();
+  spec.overlay_upper = own->path() + "/upper";
+  spec.overlay_work = own->path() + "/work";
+  spec.seed = seed;
+  auto sb = std::make_shared<sandbox::Sandbox>(*this, id, std::move(spec), workdir,
+                                               std::vector<std::shared_ptr<sandbox::OwnedDirectory>>{own, layer},
+                                               snap->id());
+  {
+    std::lock_guard lock(mu_);
+    registry_.emplace(id, sb);
+  }
+  try {
+    auto [engine_end, kernel_end] = sys::socket_pair(SOCK_STREAM, true);
+    auto [out_read, out_write] = sys::make_pipe(true);
+    auto [err_read, err_write] = sys::make_pipe(true);
+    sb->attach_channels(std::move(engine_end), std::move(out_read), std::move(err_read));
+    process->fork_sandbox(sb, std::move(kernel_end), std::move(out_write), std::move(err_write));
+  } catch (const std::exception& e) {
+    sb->fail_start(e.what());
+    sb->close();
+    throw Error(ErrorKind::kSnapshot, "cannot branch snapshot " + snap->id() + ": " + e.what());
+  }
+  snap->branches_made.fetch_add(1, std::memory_order_relaxed);
+  if (wait_ready) {
+    try {
+      if (!sb->wait_ready(std::chrono::seconds(60))) throw Error(ErrorKind::kFaas, "not ready within 60 s");
+    } catch (const Error& e) {
+      sb->close();
+      throw Error(ErrorKind::kSnapshot, "branch of snapshot " + snap->id() + " failed: " + e.what());
+    }
+  }
+  return sb;
+}
+
+std::vector<std::shared_ptr<snapshot::Snapshot>> Engine::live_snapshots() {
+  std::lock_guard lock(mu_);
+  std::vector<std::shared_ptr<snapshot::Snapshot>> out;
+  for (auto& [id, snap] : snapshots_) out.push_back(snap);
+  return out;
+}
+
+void Engine::forget_snapshot(const std::string& id) {
+  std::lock_guard lock(mu_);
+  snapshots_.erase(id);
+}
+
+size_t Engine::live_branch_count() {
+  std::lock_guard lock(mu_);
+  size_t n = 0;
+  for (auto& [id, sb] : registry_) n += sb->is_branch() ? 1 : 0;
+  return n;
 }
 
 }  // namespace faas::engine

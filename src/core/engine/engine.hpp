@@ -10,6 +10,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -19,6 +20,7 @@
 #include "core/sandbox/broker_client.hpp"
 #include "core/sandbox/sandbox.hpp"
 #include "core/sandbox/zygote.hpp"
+#include "core/snapshot/snapshot.hpp"
 
 namespace faas::engine {
 
@@ -41,6 +43,16 @@ class Engine final : public sandbox::SandboxHost {
   void set_pool_size(size_t size);
   // Starts the zygote for `python` and fills its pool in the background.
   void prewarm(const std::string& python);
+  // Freezes `sandbox` (idle, single-threaded) into a snapshot: memory by fork, files by copy.
+  std::shared_ptr<snapshot::Snapshot> snapshot(const std::shared_ptr<sandbox::Sandbox>& sandbox);
+  // A new live sandbox with the snapshot's exact state. With wait_ready=false the fork is
+  // requested and the sandbox returned at once (it is ready when Sandbox::wait_ready says so).
+  std::shared_ptr<sandbox::Sandbox> branch(const std::shared_ptr<snapshot::Snapshot>& snapshot,
+                                           std::optional<uint64_t> seed, bool wait_ready);
+  std::vector<std::shared_ptr<snapshot::Snapshot>> live_snapshots();
+  void forget_snapshot(const std::string& id);
+  size_t live_branch_count();
+
   // Blocks until sandboxes closed so far are fully disposed of (workdirs removed).
   void wait_disposals();
   size_t live_sandbox_count();
@@ -55,7 +67,6 @@ class Engine final : public sandbox::SandboxHost {
   void shutdown();
   std::shared_ptr<sandbox::Zygote> zygote_for(const std::string& python);
   void refill_pool(const std::string& python);
-  void remove_workdir(const std::string& path);
   // Runs fn off the caller's and the reactor's threads: in the TBB arena, or on a plain
   // thread in a process forked from one that had already started TBB (TBB is not fork-safe).
   void run_in_background(std::function<void()> fn);
@@ -73,6 +84,7 @@ class Engine final : public sandbox::SandboxHost {
   std::unordered_map<std::string, std::shared_ptr<sandbox::Zygote>> zygotes_;
   std::unordered_map<std::string, std::shared_ptr<sandbox::Sandbox>> registry_;
   std::unordered_map<std::string, std::deque<std::shared_ptr<sandbox::Sandbox>>> pools_;
+  std::unordered_map<std::string, std::shared_ptr<snapshot::Snapshot>> snapshots_;
   size_t pool_size_ = 2;
 
   std::mutex disposal_mu_;

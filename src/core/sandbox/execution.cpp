@@ -90,6 +90,16 @@ bool Execution::wait(std::chrono::milliseconds slice, std::vector<StreamChunk>& 
   return done_;
 }
 
+void Execution::set_fds(std::vector<UniqueFd> fds) {
+  std::lock_guard lock(mu_);
+  fds_ = std::move(fds);
+}
+
+std::vector<UniqueFd> Execution::take_fds() {
+  std::lock_guard lock(mu_);
+  return std::move(fds_);
+}
+
 bool Execution::done() {
   std::lock_guard lock(mu_);
   return done_;

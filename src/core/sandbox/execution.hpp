@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "core/util/unique_fd.hpp"
+
 namespace faas::sandbox {
 
 enum class OutcomeKind { kCompleted, kTimeout, kDied, kInterrupted, kProtocolError };
@@ -49,6 +51,9 @@ class Execution {
   bool wait(std::chrono::milliseconds slice, std::vector<StreamChunk>& chunks);
   bool done();
   const Outcome& outcome() const { return outcome_; }  // valid once done()
+  // Descriptors the kernel sent with the reply (a snapshot's template channel and pidfd).
+  void set_fds(std::vector<UniqueFd> fds);
+  std::vector<UniqueFd> take_fds();
 
  private:
   const uint64_t seq_;
@@ -66,6 +71,7 @@ class Execution {
   std::vector<StreamChunk> chunks_;
   std::function<void()> on_complete_;
   Outcome outcome_;
+  std::vector<UniqueFd> fds_;
 };
 
 // Length of the longest prefix of `s` that does not end inside a UTF-8 multi-byte sequence.

@@ -57,13 +57,28 @@ Clock::time_point after_seconds(double s) {
 
 }  // namespace
 
-Sandbox::Sandbox(SandboxHost& host, std::string id, SandboxSpec spec, std::string workdir, bool owns_workdir)
+Sandbox::Sandbox(SandboxHost& host, std::string id, SandboxSpec spec, std::shared_ptr<OwnedDirectory> workdir,
+                 std::vector<std::shared_ptr<OwnedDirectory>> pinned, std::string origin_snapshot)
     : host_(host), id_(std::move(id)), spec_(std::move(spec)), workdir_(std::move(workdir)),
-      owns_workdir_(owns_workdir), created_at_(Clock::now()), owner_pid_(::getpid()) {
+      pinned_(std::move(pinned)), origin_snapshot_(std::move(origin_snapshot)), created_at_(Clock::now()),
+      owner_pid_(::getpid()) {
   host_.metrics().sandboxes_live.fetch_add(1, std::memory_order_relaxed);
 }
 
 Sandbox::~Sandbox() = default;
+
+std::vector<std::shared_ptr<OwnedDirectory>> Sandbox::release_directories() {
+  std::lock_guard lock(mu_);
+  std::vector<std::shared_ptr<OwnedDirectory>> dirs = std::move(pinned_);
+  pinned_.clear();
+  // The workdir path itself stays referenced (workdir() must keep answering); only our share
+  // of ownership moves, through a fresh holder of the same path.
+  if (workdir_) {
+    dirs.push_back(workdir_);
+    workdir_ = std::make_shared<OwnedDirectory>(workdir_->path(), false);
+  }
+  return dirs;
+}
 
 pid_t Sandbox::pid() {
   std::lock_guard lock(mu_);
@@ -112,6 +127,7 @@ void Sandbox::attach_process(pid_t pid, UniqueFd pidfd) {
   std::lock_guard lock(mu_);
   pid_ = pid;
   pidfd_ = std::move(pidfd);
+  cv_.notify_all();
   std::weak_ptr<Sandbox> weak = weak_from_this();
   pidfd_token_ = host_.reactor().watch(pidfd_.get(), EPOLLIN, [weak](uint32_t) {
     if (auto self = weak.lock()) self->on_process_exit();
@@ -139,13 +155,17 @@ void Sandbox::on_exit_status(int status) {
 
 bool Sandbox::wait_ready(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
-  cv_.wait_for(lock, timeout, [&] { return state_ != State::kStarting; });
+  // READY (data socket) and FORKED (fork server socket) may arrive in either order; ready
+  // means both, so pid() is known.
+  auto ready = [&] { return state_ == State::kDead || (state_ != State::kStarting && pid_ > 0); };
+  cv_.wait_for(lock, timeout, ready);
   if (state_ == State::kDead) throw Error(ErrorKind::kSandboxDead, "sandbox " + id_ + " failed to start: " + death_reason_);
-  return state_ != State::kStarting;
+  return ready();
 }
 
 std::shared_ptr<Execution> Sandbox::submit(const std::string& code, std::optional<double> timeout_s,
-                                           bool streaming, bool direct) {
+                                           bool streaming, bool direct, uint8_t frame_type,
+                                           const std::function<std::string()>& before_send) {
   if (::getpid() != owner_pid_)
     throw Error(ErrorKind::kFaas, "sandbox " + id_ + " belongs to process " + std::to_string(owner_pid_) +
                                       "; sandboxes cannot be used across fork()");
@@ -180,7 +200,7 @@ std::shared_ptr<Execution> Sandbox::submit(const std::string& code, std::optiona
   host_.metrics().executions.fetch_add(1, std::memory_order_relaxed);
   if (direct) set_direct_locked(true);
 
-  FrameHeader header{static_cast<uint32_t>(kMarkerTokenSize + code.size()), kFrameExec, 0, 0};
+  FrameHeader header{static_cast<uint32_t>(kMarkerTokenSize + code.size()), frame_type, 0, 0};
   std::string frame;
   frame.reserve(sizeof header + header.length);
   frame.append(reinterpret_cast<const char*>(&header), sizeof header);
@@ -188,6 +208,20 @@ std::shared_ptr<Execution> Sandbox::submit(const std::string& code, std::optiona
   frame.append(code);
   int fd = socket_.get();  // stays open for the sandbox's lifetime (closed in the destructor)
   lock.unlock();
+
+  if (before_send) {
+    std::string error = before_send();
+    if (!error.empty()) {
+      std::lock_guard relock(mu_);
+      if (current_ == exec) {
+        Outcome o;
+        o.error_type = "SnapshotError";
+        o.error_message = error;
+        finish_locked(std::move(o));
+      }
+      return exec;
+    }
+  }
 
   // Written outside the lock so the reactor keeps draining output meanwhile. If the kernel is
   // gone the write fails and the exit path completes the execution.
@@ -328,8 +362,30 @@ void Sandbox::read_socket_locked() {
       }
       if (rx_.size() - rx_end_ < kReadChunk) rx_.resize(std::max(rx_.size() * 2, rx_end_ + kReadChunk));
     }
-    ssize_t n = ::read(socket_.get(), rx_.data() + rx_end_, rx_.size() - rx_end_);
+    // recvmsg, not read: a snapshot reply carries descriptors.
+    struct iovec iov{rx_.data() + rx_end_, rx_.size() - rx_end_};
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
+    struct msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = ::recvmsg(socket_.get(), &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
     if (n < 0 && errno == EINTR) continue;
+    for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); n > 0 && c; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < count; ++i) {
+        int received;
+        std::memcpy(&received, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+        rx_fds_.emplace_back(received);
+      }
+    }
+    if (rx_fds_.size() > 8) {
+      rx_fds_.clear();
+      kill_locked("protocol violation: unexpected descriptors");
+      return;
+    }
     if (n < 0) break;  // EAGAIN: drained
     if (n == 0) {
       host_.reactor().unwatch(socket_token_, socket_.get());
@@ -379,15 +435,28 @@ void Sandbox::handle_frame(uint8_t type, uint8_t flags, std::string_view payload
     case kFrameReady:
       if (state_ == State::kStarting) {
         state_ = State::kIdle;
-        host_.metrics().sandbox_start.record_ns(static_cast<uint64_t>(
-            std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - created_at_).count()));
-        host_.metrics().sandboxes_started.fetch_add(1, std::memory_order_relaxed);
+        auto& m = host_.metrics();
+        (is_branch() ? m.branch_start : m.sandbox_start)
+            .record_ns(static_cast<uint64_t>(
+                std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - created_at_).count()));
+        (is_branch() ? m.branches_created : m.sandboxes_started).fetch_add(1, std::memory_order_relaxed);
         cv_.notify_all();
       }
       return;
     case kFrameResult:
       handle_result(flags, payload);
       return;
+    case kFrameSnapshotDone: {
+      std::shared_ptr<Execution> exec = current_;
+      std::vector<UniqueFd> fds;
+      while (!rx_fds_.empty()) {
+        fds.push_back(std::move(rx_fds_.front()));
+        rx_fds_.pop_front();
+      }
+      if (exec) exec->set_fds(std::move(fds));  // before completion, so the waiter sees them
+      handle_result(flags, payload);
+      return;
+    }
     case kFrameFatal: {
       std::string message = "kernel failed to start";
       try {
@@ -668,7 +737,9 @@ void Sandbox::finalize_exit_locked() {
   cv_.notify_all();
   if (async_close_ && !finished_reported_) {
     finished_reported_ = true;
-    host_.sandbox_finished(shared_from_this());
+    // Reported from a posted task: sandbox_finished() takes this sandbox's lock again.
+    auto self = shared_from_this();
+    host_.reactor().post([self] { self->host_.sandbox_finished(self); });
   }
 }
 

@@ -7,6 +7,8 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -16,6 +18,7 @@
 #include "core/metrics/engine_metrics.hpp"
 #include "core/sandbox/execution.hpp"
 #include "core/sandbox/output_capture.hpp"
+#include "core/sandbox/owned_directory.hpp"
 #include "core/sandbox/sandbox_spec.hpp"
 #include "core/util/unique_fd.hpp"
 
@@ -41,12 +44,20 @@ class Sandbox : public std::enable_shared_from_this<Sandbox> {
  public:
   enum class State { kStarting, kIdle, kBusy, kDead };
 
-  Sandbox(SandboxHost& host, std::string id, SandboxSpec spec, std::string workdir, bool owns_workdir);
+  // `pinned`: directories that must outlive this sandbox's process (a branch's own layer and
+  // the snapshot layer under it). `origin_snapshot`: the snapshot a branch came from.
+  Sandbox(SandboxHost& host, std::string id, SandboxSpec spec, std::shared_ptr<OwnedDirectory> workdir,
+          std::vector<std::shared_ptr<OwnedDirectory>> pinned = {}, std::string origin_snapshot = {});
   ~Sandbox();
 
   const std::string& id() const { return id_; }
-  const std::string& workdir() const { return workdir_; }
-  bool owns_workdir() const { return owns_workdir_; }
+  const std::string& workdir() const { return workdir_->path(); }
+  const std::shared_ptr<OwnedDirectory>& workdir_directory() const { return workdir_; }
+  const std::string& origin_snapshot() const { return origin_snapshot_; }
+  bool is_branch() const { return !origin_snapshot_.empty(); }
+  // Hands over the directories this sandbox holds, for the engine to drop where removing
+  // them does no harm (never on the reactor thread).
+  std::vector<std::shared_ptr<OwnedDirectory>> release_directories();
   const SandboxSpec& spec() const { return spec_; }
   pid_t pid();
   State state();
@@ -67,8 +78,12 @@ class Sandbox : public std::enable_shared_from_this<Sandbox> {
   // Throws Error(kSandboxDead) when the sandbox is dead.
   // With `direct`, the caller promises to call pump() until the execution is done: it reads
   // the kernel's channels on its own thread, which saves the reactor's wake-up per execution.
+  // `frame_type` is kFrameExec, or kFrameSnapshot (then `code` is empty). `before_send` runs
+  // once this request owns the (idle) kernel, before the frame is sent; a non-empty return
+  // is an error that completes the request without sending it.
   std::shared_ptr<Execution> submit(const std::string& code, std::optional<double> timeout_s,
-                                    bool streaming, bool direct = false);
+                                    bool streaming, bool direct = false, uint8_t frame_type = 1,
+                                    const std::function<std::string()>& before_send = {});
   // Waits up to `max_wait` for the kernel's channels and processes what arrived; moves
   // streamed chunks into `chunks`. Returns true once `exec` is complete.
   bool pump(const std::shared_ptr<Execution>& exec, std::chrono::milliseconds max_wait,
@@ -106,8 +121,9 @@ class Sandbox : public std::enable_shared_from_this<Sandbox> {
   SandboxHost& host_;
   const std::string id_;
   const SandboxSpec spec_;
-  const std::string workdir_;
-  const bool owns_workdir_;
+  std::shared_ptr<OwnedDirectory> workdir_;
+  std::vector<std::shared_ptr<OwnedDirectory>> pinned_;
+  const std::string origin_snapshot_;
   const std::chrono::steady_clock::time_point created_at_;
   const pid_t owner_pid_;  // the host process; a fork()ed copy must leave the sandbox alone
 
@@ -131,6 +147,7 @@ class Sandbox : public std::enable_shared_from_this<Sandbox> {
   // Reactor-thread state (guarded by mu_ as well, for simplicity).
   std::vector<char> rx_;  // partial frames
   size_t rx_begin_ = 0, rx_end_ = 0;
+  std::deque<UniqueFd> rx_fds_;  // descriptors received with frames, in arrival order
   OutputCapture capture_[2];
   std::string idle_output_[2];  // output produced between executions
 

@@ -24,7 +24,8 @@ namespace faas::sandbox {
 using namespace faas::protocol;
 
 Zygote::Zygote(engine::Reactor& reactor, std::string python, std::string kernel_script, std::string cwd)
-    : reactor_(reactor), python_(std::move(python)), kernel_script_(std::move(kernel_script)), cwd_(std::move(cwd)) {}
+    : reactor_(reactor), python_(std::move(python)), kernel_script_(std::move(kernel_script)), cwd_(std::move(cwd)),
+      label_("the zygote for " + python_) {}
 
 Zygote::~Zygote() { shutdown(); }
 
@@ -65,6 +66,27 @@ void Zygote::start(BrokerClient& broker) {
                });
 }
 
+std::shared_ptr<Zygote> Zygote::adopt(engine::Reactor& reactor, std::string label, pid_t pid, UniqueFd control,
+                                      UniqueFd pidfd) {
+  auto zygote = std::make_shared<Zygote>(reactor, "", "", "");
+  std::lock_guard lock(zygote->mu_);
+  zygote->label_ = std::move(label);
+  zygote->pid_ = pid;
+  zygote->pidfd_ = std::move(pidfd);
+  zygote->control_ = std::move(control);
+  zygote->state_ = State::kReady;  // a template serves forks from its first instant
+  std::weak_ptr<Zygote> weak = zygote;
+  zygote->control_token_ = reactor.watch(zygote->control_.get(), EPOLLIN | EPOLLRDHUP, [weak](uint32_t) {
+    if (auto self = weak.lock()) self->on_control_readable();
+  });
+  return zygote;
+}
+
+pid_t Zygote::pid() {
+  std::lock_guard lock(mu_);
+  return pid_;
+}
+
 bool Zygote::wait_ready(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
   cv_.wait_for(lock, timeout, [&] { return state_ != State::kStarting; });
@@ -102,6 +124,11 @@ void Zygote::fork_sandbox(const std::shared_ptr<Sandbox>& sandbox, UniqueFd sock
     out.u32(static_cast<uint32_t>(resource));
     out.u64(value);
   }
+  out.str(spec.overlay_lower);
+  out.str(spec.overlay_upper);
+  out.str(spec.overlay_work);
+  out.u8(spec.seed ? 1 : 0);
+  out.u64(spec.seed.value_or(0));
   if (out.buffer().size() > sys::kMaxControlMessage) {
     {
       std::lock_guard lock(mu_);
@@ -116,7 +143,7 @@ void Zygote::fork_sandbox(const std::shared_ptr<Sandbox>& sandbox, UniqueFd sock
       std::lock_guard lock(mu_);
       pending_.erase(request);
     }
-    throw Error(ErrorKind::kFaas, "the zygote for " + python_ + " is gone");
+    throw Error(ErrorKind::kFaas, label_ + " is gone");
   }
 }
 
@@ -138,7 +165,7 @@ void Zygote::on_control_readable() {
         std::lock_guard lock(mu_);
         tail = stderr_tail_;
       }
-      fail("the zygote for " + python_ + " exited" + (tail.empty() ? "" : ": " + tail));
+      fail(label_ + " exited" + (tail.empty() ? "" : ": " + tail));
       return;
     }
     try {
@@ -231,7 +258,7 @@ void Zygote::shutdown() {
   control_.reset();  // EOF: the zygote exits; its kernels die with it (PDEATHSIG)
   stderr_.reset();
   state_ = State::kDead;
-  if (error_.empty()) error_ = "the zygote for " + python_ + " was shut down";
+  if (error_.empty()) error_ = label_ + " was shut down";
   cv_.notify_all();
 }
 

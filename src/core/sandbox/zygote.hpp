@@ -1,6 +1,7 @@
-// A warm, already-initialised interpreter (python/faas_sdk/_kernel/kernel.py in zygote mode)
-// that forks a new kernel per sandbox, so a sandbox costs a fork, not an interpreter start.
-// The zygote reaps the kernels it forks and reports their wait status.
+// The engine's end of a fork server (python/faas_sdk/_kernel/_faas_fork_server.py): either a
+// zygote, a warm interpreter that forks a fresh kernel per sandbox (so a sandbox costs a fork,
+// not an interpreter start), or a snapshot template, a frozen copy of a kernel that forks one
+// branch per request. It reaps the children it forks and reports their wait status.
 #pragma once
 
 #include <sys/types.h>
@@ -27,8 +28,12 @@ class Zygote : public std::enable_shared_from_this<Zygote> {
  public:
   Zygote(engine::Reactor& reactor, std::string python, std::string kernel_script, std::string cwd);
   ~Zygote();
+  // A snapshot template: already running, reached through `control`.
+  static std::shared_ptr<Zygote> adopt(engine::Reactor& reactor, std::string label, pid_t pid, UniqueFd control,
+                                       UniqueFd pidfd);
 
   const std::string& python() const { return python_; }
+  pid_t pid();
   void start(BrokerClient& broker);
   // Waits for READY; throws Error when the zygote could not start. False on timeout.
   bool wait_ready(std::chrono::milliseconds timeout);
@@ -47,6 +52,7 @@ class Zygote : public std::enable_shared_from_this<Zygote> {
   const std::string python_;
   const std::string kernel_script_;
   const std::string cwd_;
+  std::string label_;  // names it in errors: "the zygote for X", "the template of snapshot Y"
 
   std::mutex mu_;
   std::condition_variable cv_;
