@@ -73,9 +73,16 @@ def reopen_regular_files(keep: set) -> None:
 
 
 def reseed(seed: Optional[int]) -> None:
-    """Fresh entropy per branch, or a fixed seed so a search can be replayed."""
-    import random
-    random.seed(seed)
+    """Fresh entropy per branch, or a fixed seed so a search can be replayed.
+
+    Modules not imported yet need nothing without a seed: they seed themselves from
+    os.urandom when first imported in the branch.
+    """
+    random = sys.modules.get("random")
+    if random is None and seed is not None:
+        import random
+    if random is not None:
+        random.seed(seed)
     numpy = sys.modules.get("numpy")
     if numpy is not None:
         numpy.random.seed(None if seed is None else seed % (1 << 32))

@@ -26,6 +26,7 @@ import gc  # noqa: E402
 import itertools  # noqa: E402
 import linecache  # noqa: E402
 import os  # noqa: E402
+import random  # noqa: E402,F401  (warm in the zygote: branches reseed it instead of importing it)
 import resource  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
