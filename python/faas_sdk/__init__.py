@@ -25,6 +25,7 @@ from .platform import ExecutionPlatform
 from .results import BranchResult, ErrorInfo, ExecutionResult
 from .sandbox import Sandbox
 from .snapshot import Snapshot
+from .tree_search import TreeNode, TreeSearchResult
 
 __version__ = "0.1.0"
 
@@ -47,4 +48,6 @@ __all__ = [
     "SandboxDead",
     "Snapshot",
     "SnapshotError",
+    "TreeNode",
+    "TreeSearchResult",
 ]

@@ -7,7 +7,7 @@ import os
 import sys
 import threading
 import weakref
-from typing import Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 from ._code import Code, check_timeout, encode_code
 from ._engine import core, ensure_configured
@@ -17,6 +17,7 @@ from .modes import AVAILABLE_MODES, Mode
 from .results import BranchResult, ErrorInfo, ExecutionResult
 from .sandbox import Sandbox
 from .snapshot import Snapshot
+from .tree_search import TreeNode, TreeSearchResult, explore_tree
 
 __all__ = ["ExecutionPlatform"]
 
@@ -198,6 +199,15 @@ class ExecutionPlatform:
         finally:
             raw_sandbox.close_async()
         return ExecutionResult._from_core(raw, raw_sandbox.id)
+
+    def explore_tree(self, root: Snapshot, expand: Callable[[TreeNode], Sequence[str]],
+                     score: Callable[[BranchResult], float], beam_width: int = 3, depth: int = 3,
+                     goal: Optional[Callable[[TreeNode], bool]] = None,
+                     max_parallel: Optional[int] = None, timeout: Optional[float] = None) -> TreeSearchResult:
+        """Beam search over code actions from the snapshot `root` (see faas_sdk.tree_search)."""
+        self._check_open()
+        return explore_tree(self, root, expand, score, beam_width=beam_width, depth=depth, goal=goal,
+                            max_parallel=max_parallel, timeout=timeout)
 
     # ---- observability -----------------------------------------------------------------------
 
