@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 import os
 import platform as host
+import statistics
 import time
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import pytest
 
@@ -16,8 +17,14 @@ from faas_sdk import ExecutionPlatform
 RESULTS_DIR = Path(__file__).parent / "results"
 ROUND_TRIP_TARGET_S = 100e-6
 EXECUTE_TARGET_S = 3e-3
+# Snapshot and branch targets: key -> (p50 target, p99 target or None), in seconds.
+SNAPSHOT_TARGETS_S = {"snapshot": (1e-3, None), "branch": (1e-3, 3e-3), "explore3": (10e-3, None),
+                      "branch_1000": (1.0, None)}
+IDLE_BRANCH_USS_TARGET = 1 << 20
+MIB = 1 << 20
 
 _RESULTS = pytest.StashKey[dict]()
+_MEMORY = pytest.StashKey[dict]()
 _ENGINE = pytest.StashKey[dict]()
 
 # key -> label, in the order of the table.
@@ -28,6 +35,10 @@ LABELS = {
     "create_env": "create_sandbox(env=...) until ready",
     "subprocess": 'subprocess python -c "print"',
     "subprocess_SI": 'subprocess python -S -I -c "print"',
+    "snapshot": "sandbox.snapshot(), 30 MiB touched",
+    "branch": "snapshot.branch() until ready",
+    "explore3": "explore_parallel, 3 branches",
+    "branch_1000": "snapshot.branch(count=1000), total",
 }
 
 
@@ -53,8 +64,9 @@ def sandbox(platform):
 
 @pytest.fixture
 def record(pytestconfig) -> Callable[..., None]:
-    """record(benchmark, key, engine=durations): p50/p99 into extra_info and the run summary."""
-    def _record(benchmark, key: str, engine: Optional[Sequence[float]] = None) -> None:
+    """record(benchmark, key, engine=durations, **info): p50/p99 (and info) into extra_info and
+    the run summary."""
+    def _record(benchmark, key: str, engine: Optional[Sequence[float]] = None, **info: Any) -> None:
         if benchmark.stats is None:  # --benchmark-disable: nothing was timed
             return
         data = benchmark.stats.stats.data
@@ -65,14 +77,35 @@ def record(pytestconfig) -> Callable[..., None]:
         for name in ("p50", "p99", "engine_p50", "engine_p99"):
             if name in row:
                 benchmark.extra_info[f"{name}_us"] = round(row[name] * 1e6, 2)
+        benchmark.extra_info.update(info)
+        row["info"] = info
         pytestconfig.stash.setdefault(_RESULTS, {})[key] = row
+    return _record
+
+
+@pytest.fixture
+def record_memory(pytestconfig) -> Callable[..., None]:
+    """record_memory(benchmark, key, sizes, **info): median and max of byte sizes (one per
+    process) in MiB into extra_info and the run summary; info values are bytes too."""
+    def _record(benchmark, key: str, sizes: Sequence[int], **info: int) -> None:
+        row = {"n": len(sizes), "median": statistics.median(sizes), "max": max(sizes), **info}
+        for name, value in row.items():
+            benchmark.extra_info[name if name == "n" else f"{name}_mib"] = (
+                value if name == "n" else round(value / MIB, 3))
+        pytestconfig.stash.setdefault(_MEMORY, {})[key] = row
     return _record
 
 
 def _fmt(seconds: Optional[float]) -> str:
     if seconds is None:
         return "-"
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
     return f"{seconds * 1e6:.1f} µs" if seconds < 1e-3 else f"{seconds * 1e3:.2f} ms"
+
+
+def _verdict(value: float, target: float) -> str:
+    return f"{value / target:.2f} ({'under' if value <= target else 'OVER'})"
 
 
 def _ratio_lines(r: dict) -> list[str]:
@@ -90,10 +123,56 @@ def _ratio_lines(r: dict) -> list[str]:
             verdict = "under" if p50[key] < target else "OVER"
             lines.append(f"- {LABELS[key]}: p50 {_fmt(p50[key])} vs target {_fmt(target)} = "
                          f"{p50[key] / target:.2f} ({verdict})")
+    return lines + _snapshot_ratio_lines(r)
+
+
+def _snapshot_ratio_lines(r: dict) -> list[str]:
+    """Snapshot rows against a fresh sandbox's execute(print) p50 (the warm-pool figure of this
+    run) and against their targets."""
+    execute = r.get("execute_warm", {}).get("p50")
+    lines = []
+    for key, (p50_target, p99_target) in SNAPSHOT_TARGETS_S.items():
+        if key not in r:
+            continue
+        row = r[key]
+        if key == "branch_1000":
+            n, failed = row["info"]["branches"], row["info"]["failures"]
+            per = row["p50"] / n
+            text = (f"- {LABELS[key]}: p50 {_fmt(row['p50'])} vs target {_fmt(p50_target)} = "
+                    f"{_verdict(row['p50'], p50_target)}; {_fmt(per)} per branch")
+            if execute:
+                text += f" = **{per / execute:.2f}x** execute p50"
+            lines.append(text + f"; {failed} of {n * row['rounds']} branches failed")
+            continue
+        text = f"- {LABELS[key]}: p50 {_fmt(row['p50'])}"
+        if "kernel_rss_mib" in row["info"]:
+            text = f"- {LABELS[key]} (kernel RSS {row['info']['kernel_rss_mib']} MiB): p50 {_fmt(row['p50'])}"
+        if execute:
+            text += f" = **{row['p50'] / execute:.2f}x** execute p50 ({_fmt(execute)})"
+        text += f"; vs target p50 {_fmt(p50_target)} = {_verdict(row['p50'], p50_target)}"
+        if p99_target is not None:
+            text += f", p99 {_fmt(row['p99'])} vs {_fmt(p99_target)} = {_verdict(row['p99'], p99_target)}"
+        lines.append(text)
     return lines
 
 
-def render_summary(results: dict, engine: Optional[dict]) -> str:
+def _memory_lines(memory: dict) -> list[str]:
+    if "branch_uss" not in memory:
+        return []
+    m = memory["branch_uss"]
+    mib = lambda b: f"{b / MIB:.2f} MiB"  # noqa: E731
+    lines = [f"- idle branch USS ({m['n']} branches of the 30 MiB snapshot, after "
+             f"0.2 s idle): median {mib(m['median'])}, max {mib(m['max'])}; vs target "
+             f"{mib(IDLE_BRANCH_USS_TARGET)} = median {_verdict(m['median'], IDLE_BRANCH_USS_TARGET)}"
+             f", max {_verdict(m['max'], IDLE_BRANCH_USS_TARGET)}"]
+    if "fresh_sandbox_uss" in m:
+        lines.append(f"- for comparison: a fresh idle sandbox from the warm pool "
+                     f"{mib(m['fresh_sandbox_uss'])}, the snapshot's template "
+                     f"{mib(m['template_uss'])}")
+    return lines
+
+
+def render_summary(results: dict, engine: Optional[dict], memory: Optional[dict] = None) -> str:
     stamp = time.strftime("%Y-%m-%d %H:%M %Z")
     lines = [f"# faas_sdk benchmark summary ({stamp})", "",
              f"{host.system()} {host.release()} {host.machine()}, {os.cpu_count()} CPUs, "
@@ -108,11 +187,16 @@ def render_summary(results: dict, engine: Optional[dict]) -> str:
             lines.append(f"| {label} | {r['rounds']} | {_fmt(r['p50'])} | {_fmt(r['p99'])} | "
                          f"{_fmt(r.get('engine_p50'))} | {_fmt(r.get('engine_p99'))} |")
     lines += ["", "Ratios (this run):"] + _ratio_lines(results)
+    if memory:
+        lines += ["", "Memory (this run; USS = unique set size from /proc/<pid>/smaps):"]
+        lines += _memory_lines(memory)
     if engine:
         lines += ["", "Engine histograms over the whole session "
                       "(platform.metrics(), ~6% bucket error):"]
-        for name in ("execute", "sandbox_start"):
-            h = engine[name]
+        for name in ("execute", "sandbox_start", "snapshot", "branch_start"):
+            h = engine.get(name)
+            if not h or not h["count"]:
+                continue
             lines.append(f"- {name}: count {h['count']}, "
                          f"p50 {_fmt(h['p50'])}, p99 {_fmt(h['p99'])}")
     return "\n".join(lines) + "\n"
@@ -120,10 +204,10 @@ def render_summary(results: dict, engine: Optional[dict]) -> str:
 
 @pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
-    results = config.stash.get(_RESULTS, None)
-    if not results:
+    results, memory = config.stash.get(_RESULTS, None), config.stash.get(_MEMORY, None)
+    if not results and not memory:
         return
-    text = render_summary(results, config.stash.get(_ENGINE, None))
+    text = render_summary(results or {}, config.stash.get(_ENGINE, None), memory)
     terminalreporter.write_sep("=", "faas_sdk latency summary")
     for line in text.splitlines():
         terminalreporter.write_line(line)

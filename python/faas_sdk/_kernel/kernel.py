@@ -230,6 +230,9 @@ class Kernel:
         if pid == 0:
             engine_end.close()
             self.become_template(template_end)
+        # Both sides move the template into its own process group (race-free either way), so
+        # closing this kernel (a kill of its group) never takes the template with it.
+        os.setpgid(pid, pid)
         gc.unfreeze()
         template_end.close()
         pidfd = os.pidfd_open(pid)
@@ -251,7 +254,7 @@ class Kernel:
 
     def become_template(self, ctrl: socket.socket) -> None:
         """In the forked child: stop being a kernel, serve branch forks until released."""
-        os.setsid()  # out of the kernel's process group: closing the kernel must not kill us
+        os.setpgid(0, 0)  # out of the kernel's process group (the parent does it too)
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
@@ -262,6 +265,7 @@ class Kernel:
         self.templates = []
         self.template_ctrl = ctrl
         server = _faas_fork_server.ForkServer(ctrl, self._template_child)
+        server.announce("template")  # detached: the engine may now close the kernel safely
         server.serve()
         os._exit(0)
 

@@ -74,7 +74,7 @@ std::shared_ptr<Zygote> Zygote::adopt(engine::Reactor& reactor, std::string labe
   zygote->pid_ = pid;
   zygote->pidfd_ = std::move(pidfd);
   zygote->control_ = std::move(control);
-  zygote->state_ = State::kReady;  // a template serves forks from its first instant
+  // Ready once it announces itself: by then it has left the kernel's process group.
   std::weak_ptr<Zygote> weak = zygote;
   zygote->control_token_ = reactor.watch(zygote->control_.get(), EPOLLIN | EPOLLRDHUP, [weak](uint32_t) {
     if (auto self = weak.lock()) self->on_control_readable();
