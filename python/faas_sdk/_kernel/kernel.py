@@ -40,6 +40,8 @@ PR_SET_PDEATHSIG = 1
 MAX_VALUE_REPR = 1 << 20
 MAX_MESSAGE = 64 << 10
 MAX_TRACEBACK = 1 << 20
+SINGLE_THREAD_DEFAULTS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                          "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 KERNEL_FILES = {__file__, _faas_branch.__file__, _faas_fork_server.__file__}
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -397,6 +399,10 @@ def main() -> None:
         sys.exit(2)
     os.chdir(sys.argv[2])
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the broker
+    # Numeric libraries start worker-thread pools at import, and a kernel with threads cannot be
+    # snapshotted (fork copies one thread). Default them to one thread; an explicit setting wins.
+    for variable in SINGLE_THREAD_DEFAULTS:
+        os.environ.setdefault(variable, "1")
     if os.getppid() == 1:
         os._exit(0)
     # Kernels inherit these stream objects (unbuffered: started with -u); dup2 later points
