@@ -211,13 +211,20 @@ class ExecutionPlatform:
 
     # ---- observability -----------------------------------------------------------------------
 
-    def metrics(self) -> dict:
-        """Engine-wide latency histograms (seconds) and counters.
+    def metrics(self, memory: bool = True) -> dict:
+        """Engine-wide latency histograms (seconds), counters and memory.
 
-        ``sandbox_start`` and ``execute`` hold count, mean, min, max, p50, p95, p99, p999.
+        Histograms (count, mean, min, max, p50, p95, p99, p999): ``sandbox_start`` (fork from
+        the zygote until ready), ``branch_start`` (fork from a snapshot until ready),
+        ``snapshot`` and ``execute``. With ``memory``, ``memory`` holds per kind of process
+        (sandbox, branch, template) the count and total USS/PSS in bytes, read from /proc.
         The engine is shared by every platform in the process, and so are its metrics.
         """
-        return core.metrics()
+        result = core.metrics()
+        if memory:
+            from ._memory import engine_memory
+            result["memory"] = engine_memory()
+        return result
 
     # ---- lifecycle ---------------------------------------------------------------------------
 

@@ -7,9 +7,8 @@ import datetime
 import weakref
 from typing import TYPE_CHECKING, Optional, Union
 
-import psutil
-
 from ._engine import core
+from ._memory import process_memory
 from .errors import FaasError, SnapshotError
 from .modes import Mode
 
@@ -88,11 +87,7 @@ class Snapshot:
         """
         if not self.alive:
             return {"rss": 0, "pss": 0, "uss": 0}
-        try:
-            info = psutil.Process(self.template_pid).memory_full_info()
-        except psutil.Error:
-            return {"rss": 0, "pss": 0, "uss": 0}
-        return {"rss": info.rss, "pss": info.pss, "uss": info.uss}
+        return process_memory(self.template_pid)
 
     def branch(self, count: Optional[int] = None, seed: Optional[int] = None
                ) -> Union["Sandbox", list[Union["Sandbox", FaasError]]]:

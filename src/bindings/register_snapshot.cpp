@@ -116,6 +116,21 @@ void register_snapshot(py::module_& m) {
   m.def("explore", &explore, py::arg("snapshot"), py::arg("codes"), py::arg("max_parallel"), py::arg("timeout"),
         py::arg("seed"));
 
+  m.def(
+      "live_processes",
+      [] {
+        // (kind, id, pid) of every live sandbox kernel, branch and snapshot template.
+        py::list out;
+        if (!Engine::running()) return out;
+        Engine& engine = Engine::instance();
+        for (auto& snap : engine.live_snapshots())
+          if (snap->usable()) out.append(py::make_tuple("template", snap->id(), snap->template_pid()));
+        for (auto& sb : engine.live_sandboxes())
+          if (sb->alive() && sb->pid() > 0) out.append(py::make_tuple(sb->is_branch() ? "branch" : "sandbox", sb->id(), sb->pid()));
+        return out;
+      },
+      "Live processes of the engine, for memory accounting.");
+
   m.def("live_snapshot_count", [] { return Engine::running() ? Engine::instance().live_snapshots().size() : 0; });
   m.def("live_branch_count", [] { return Engine::running() ? Engine::instance().live_branch_count() : 0; });
 }

@@ -241,6 +241,9 @@ def test_metrics_cover_snapshots_and_branches(platform):
         with sandbox.snapshot() as snapshot, snapshot.branch():
             m = platform.metrics()
             assert m["snapshots_live"] >= 1 and m["branches_live"] >= 1
+            memory = m["memory"]
+            assert memory["template"]["count"] >= 1 and memory["branch"]["count"] >= 1
+            assert 0 < memory["branch"]["uss"] <= memory["branch"]["pss"] * 4
     after = platform.metrics()
     assert after["snapshot"]["count"] == before["snapshot"]["count"] + 1
     assert after["branch_start"]["count"] == before["branch_start"]["count"] + 1

@@ -388,6 +388,13 @@ void Engine::forget_snapshot(const std::string& id) {
   snapshots_.erase(id);
 }
 
+std::vector<std::shared_ptr<sandbox::Sandbox>> Engine::live_sandboxes() {
+  std::lock_guard lock(mu_);
+  std::vector<std::shared_ptr<sandbox::Sandbox>> out;
+  for (auto& [id, sb] : registry_) out.push_back(sb);
+  return out;
+}
+
 size_t Engine::live_branch_count() {
   std::lock_guard lock(mu_);
   size_t n = 0;

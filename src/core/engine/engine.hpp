@@ -52,6 +52,7 @@ class Engine final : public sandbox::SandboxHost {
   std::vector<std::shared_ptr<snapshot::Snapshot>> live_snapshots();
   void forget_snapshot(const std::string& id);
   size_t live_branch_count();
+  std::vector<std::shared_ptr<sandbox::Sandbox>> live_sandboxes();
 
   // Blocks until sandboxes closed so far are fully disposed of (workdirs removed).
   void wait_disposals();
