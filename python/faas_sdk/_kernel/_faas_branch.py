@@ -23,7 +23,26 @@ def _check(ret: int, what: str) -> None:
         raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
+_template_namespace_ready = False
+
+
+def prepare_template_namespace() -> None:
+    """In a snapshot template, once: a private mount namespace of its own (user namespace too
+    when unprivileged), so each branch only copies it instead of building one. Best effort: if
+    it fails, branches do the whole job themselves and report any error."""
+    global _template_namespace_ready
+    try:
+        _enter_mount_namespace()
+        _template_namespace_ready = True
+    except OSError:
+        pass
+
+
 def _enter_mount_namespace() -> None:
+    if _template_namespace_ready:
+        # Already private (and privileged within our user namespace): a plain copy will do.
+        _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+        return
     if os.geteuid() == 0:
         _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
     else:

@@ -266,6 +266,7 @@ class Kernel:
             os.close(fd)
         self.templates = []
         self.template_ctrl = ctrl
+        _faas_branch.prepare_template_namespace()
         server = _faas_fork_server.ForkServer(ctrl, self._template_child)
         server.announce("template")  # detached: the engine may now close the kernel safely
         server.serve()
