@@ -47,14 +47,6 @@ KERNEL_FILES = {__file__, _faas_branch.__file__, _faas_fork_server.__file__}
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-class BecomeBranch(BaseException):
-    """Raised in a child forked by a snapshot template: unwinds to Kernel.serve(), which turns
-    the child into a live branch kernel with the template's (the snapshot's) state."""
-
-    def __init__(self, request) -> None:
-        self.request = request
-
-
 class CellCompiler:
     """Compiles a cell like a notebook does: the last expression is evaluated separately so
     its value can be shown. Sources are registered with linecache for tracebacks."""
@@ -90,6 +82,7 @@ class Kernel:
         self.in_user_code = False
         self.compiler = CellCompiler()
         self.templates: list = []  # our snapshot templates: children we must reap
+        self.depth = 0  # how many branch levels this kernel's call stack holds
         main = types.ModuleType("__main__")
         main.__builtins__ = builtins
         sys.modules["__main__"] = main
@@ -130,18 +123,14 @@ class Kernel:
             self.rx += self.chunk_view[:n]
 
     def serve(self) -> None:
+        self.sock.sendall(frame(FRAME_READY, struct.pack("<i", os.getpid())))
         while True:
-            try:
-                self.sock.sendall(frame(FRAME_READY, struct.pack("<i", os.getpid())))
-                while True:
-                    frame_type, _, payload = self.read_frame()
-                    token = payload[:TOKEN_SIZE]
-                    if frame_type == FRAME_EXEC:
-                        self.execute(token, payload[TOKEN_SIZE:])
-                    elif frame_type == FRAME_SNAPSHOT:
-                        self.snapshot()
-            except BecomeBranch as branch:
-                self.become_branch(branch.request)
+            frame_type, _, payload = self.read_frame()
+            token = payload[:TOKEN_SIZE]
+            if frame_type == FRAME_EXEC:
+                self.execute(token, payload[TOKEN_SIZE:])
+            elif frame_type == FRAME_SNAPSHOT:
+                self.snapshot()
 
     # ---- executions --------------------------------------------------------------------------
 
@@ -273,7 +262,13 @@ class Kernel:
         os._exit(0)
 
     def _template_child(self, request, template_pid: int) -> None:
-        raise BecomeBranch(request)
+        # Run on from here rather than unwinding to serve(): unwinding touches (and so copies)
+        # every frame and object on the way, which costs a fresh fork more than the call.
+        # Each level of branch-of-branch nests a few frames; the limit is raised to match.
+        sys.setrecursionlimit(max(sys.getrecursionlimit(), 1000 + 20 * self.depth))
+        self.depth += 1
+        self.become_branch(request)
+        self.serve()
 
     def become_branch(self, request) -> None:
         """In a child of a template: a live kernel again, with the snapshot's state."""
