@@ -31,7 +31,7 @@ def _our_temp_dirs() -> list[str]:
 
 @pytest.fixture(scope="session", autouse=True)
 def nothing_left_behind():
-    """After the whole suite: no sandbox process, zombie or temporary directory remains."""
+    """After the whole suite: no sandbox process, zombie, mount or temporary directory remains."""
     yield
     _engine.shutdown()
     me = psutil.Process()
@@ -39,3 +39,6 @@ def nothing_left_behind():
     described = [(c.pid, c.status(), " ".join(c.cmdline()[:4])) for c in leftovers]
     assert not described, f"processes left behind: {described}"
     assert not _our_temp_dirs(), f"temporary directories left behind: {_our_temp_dirs()}"
+    with open("/proc/self/mounts") as mounts:
+        ours = [line for line in mounts if "faas_sdk-" in line]
+    assert not ours, f"mounts left behind in the host namespace: {ours}"
