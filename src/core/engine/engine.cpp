@@ -123,26 +123,30 @@ std::shared_ptr<sandbox::Sandbox> Engine::create_sandbox(sandbox::SandboxSpec sp
   }
   auto sb = std::make_shared<sandbox::Sandbox>(*this, id, std::move(spec),
                                                std::make_shared<sandbox::OwnedDirectory>(workdir, owns));
+  start_from(*zygote, sb);
+  if (wait_ready && !sb->wait_ready(std::chrono::seconds(60))) {
+    sb->close();
+    throw Error(ErrorKind::kFaas, "sandbox " + id + " did not become ready within 60 s");
+  }
+  return sb;
+}
+
+void Engine::start_from(sandbox::Zygote& server, const std::shared_ptr<sandbox::Sandbox>& sb) {
   {
     std::lock_guard lock(mu_);
-    registry_.emplace(id, sb);
+    registry_.emplace(sb->id(), sb);
   }
   try {
     auto [engine_end, kernel_end] = sys::socket_pair(SOCK_STREAM, true);
     auto [out_read, out_write] = sys::make_pipe(true);
     auto [err_read, err_write] = sys::make_pipe(true);
     sb->attach_channels(std::move(engine_end), std::move(out_read), std::move(err_read));
-    zygote->fork_sandbox(sb, std::move(kernel_end), std::move(out_write), std::move(err_write));
-  } catch (...) {
-    sb->fail_start("could not be started");
+    server.fork_sandbox(sb, std::move(kernel_end), std::move(out_write), std::move(err_write));
+  } catch (const std::exception& e) {
+    sb->fail_start(std::string("could not be started: ") + e.what());
     sb->close();
     throw;
   }
-  if (wait_ready && !sb->wait_ready(std::chrono::seconds(60))) {
-    sb->close();
-    throw Error(ErrorKind::kFaas, "sandbox " + id + " did not become ready within 60 s");
-  }
-  return sb;
 }
 
 std::shared_ptr<sandbox::Sandbox> Engine::take_warm(const std::string& python) {
@@ -349,19 +353,9 @@ std::shared_ptr<sandbox::Sandbox> Engine::branch(const std::shared_ptr<snapshot:
   auto sb = std::make_shared<sandbox::Sandbox>(*this, id, std::move(spec), workdir,
                                                std::vector<std::shared_ptr<sandbox::OwnedDirectory>>{own, layer},
                                                snap->id());
-  {
-    std::lock_guard lock(mu_);
-    registry_.emplace(id, sb);
-  }
   try {
-    auto [engine_end, kernel_end] = sys::socket_pair(SOCK_STREAM, true);
-    auto [out_read, out_write] = sys::make_pipe(true);
-    auto [err_read, err_write] = sys::make_pipe(true);
-    sb->attach_channels(std::move(engine_end), std::move(out_read), std::move(err_read));
-    process->fork_sandbox(sb, std::move(kernel_end), std::move(out_write), std::move(err_write));
+    start_from(*process, sb);
   } catch (const std::exception& e) {
-    sb->fail_start(e.what());
-    sb->close();
     throw Error(ErrorKind::kSnapshot, "cannot branch snapshot " + snap->id() + ": " + e.what());
   }
   snap->branches_made.fetch_add(1, std::memory_order_relaxed);

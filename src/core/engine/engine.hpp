@@ -68,6 +68,8 @@ class Engine final : public sandbox::SandboxHost {
   void shutdown();
   std::shared_ptr<sandbox::Zygote> zygote_for(const std::string& python);
   void refill_pool(const std::string& python);
+  // Registers `sb`, creates its channels and asks `server` (a zygote or a template) to fork it.
+  void start_from(sandbox::Zygote& server, const std::shared_ptr<sandbox::Sandbox>& sb);
   // Runs fn off the caller's and the reactor's threads: in the TBB arena, or on a plain
   // thread in a process forked from one that had already started TBB (TBB is not fork-safe).
   void run_in_background(std::function<void()> fn);
