@@ -285,3 +285,18 @@ def test_tree_search_finds_a_two_step_solution(platform):
             with search.best.snapshot.branch() as b:
                 assert b.run("state").value == "['b', 'c']"
             search.release()
+
+
+def test_released_templates_do_not_linger_as_zombies(platform):
+    with platform.create_sandbox() as sandbox:
+        snapshots = [sandbox.snapshot() for _ in range(3)]
+        templates = [s.template_pid for s in snapshots]
+        for s in snapshots:
+            s.release()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            sandbox.run("pass")  # the kernel reaps finished templates between executions
+            if not any(psutil.pid_exists(p) for p in templates):
+                break
+            time.sleep(0.02)
+        assert not any(psutil.pid_exists(p) for p in templates)

@@ -159,6 +159,8 @@ class Kernel:
         elapsed = time.perf_counter_ns() - started
         if os.getpid() != self.pid:
             os._exit(0)  # a child the cell forked reached the end of the cell: only we reply
+        if self.templates:
+            self.reap_templates()  # released templates must not linger as zombies
         markers = self.end_output(token)
         self.reply(FRAME_RESULT, status, markers, elapsed, value_repr, error_type, error_message,
                    tb_text, FLAG_HAS_VALUE if has_value else 0)
