@@ -23,6 +23,27 @@ namespace faas::sandbox {
 
 using namespace faas::protocol;
 
+// The host's environment, plus glibc's transparent-huge-page malloc (design.md §7): large
+// allocations then sit in 2 MiB pages, so fork() -- every snapshot and branch -- copies far
+// fewer page-table entries. A write in a branch still copies 4 KiB (the kernel splits shared
+// huge pages on COW since 5.8). FAAS_SDK_HUGE_PAGES=0 in the host turns it off.
+std::vector<std::string> Zygote::zygote_environment() {
+  const char* opt_out = ::getenv("FAAS_SDK_HUGE_PAGES");
+  bool huge_pages = !(opt_out && std::string(opt_out) == "0");
+  std::vector<std::string> env;
+  bool tunables_seen = false;
+  for (char** e = environ; *e; ++e) {
+    std::string entry = *e;
+    if (huge_pages && entry.rfind("GLIBC_TUNABLES=", 0) == 0) {
+      tunables_seen = true;
+      if (entry.find("glibc.malloc.hugetlb") == std::string::npos) entry += ":glibc.malloc.hugetlb=1";
+    }
+    env.push_back(std::move(entry));
+  }
+  if (huge_pages && !tunables_seen) env.emplace_back("GLIBC_TUNABLES=glibc.malloc.hugetlb=1");
+  return env;
+}
+
 Zygote::Zygote(engine::Reactor& reactor, std::string python, std::string kernel_script, std::string cwd)
     : reactor_(reactor), python_(std::move(python)), kernel_script_(std::move(kernel_script)), cwd_(std::move(cwd)),
       label_("the zygote for " + python_) {}
@@ -48,8 +69,7 @@ void Zygote::start(BrokerClient& broker) {
   }
   // -u: unbuffered stdio, so output interleaves in order with os.write() and child processes.
   std::vector<std::string> argv = {python_, "-u", kernel_script_, "zygote", cwd_};
-  std::vector<std::string> env;
-  for (char** e = environ; *e; ++e) env.emplace_back(*e);
+  std::vector<std::string> env = zygote_environment();
   std::weak_ptr<Zygote> weak = weak_from_this();
   std::string python = python_;
   broker.spawn(argv, env, {devnull.get(), devnull.get(), err_write.get(), theirs.get()},

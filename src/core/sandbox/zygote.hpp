@@ -12,6 +12,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "core/util/unique_fd.hpp"
 
@@ -44,6 +45,7 @@ class Zygote : public std::enable_shared_from_this<Zygote> {
   void shutdown();
 
  private:
+  static std::vector<std::string> zygote_environment();
   void on_control_readable();
   void on_stderr_readable();
   void fail(const std::string& reason);
