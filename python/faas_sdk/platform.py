@@ -63,6 +63,9 @@ class ExecutionPlatform:
         """
         self._check_open()
         _check_mode(mode)
+        if mode in (Mode.CHECKPOINTED, Mode.BRANCHED):
+            raise ValueError(f"a sandbox is not made in {mode.name} mode: use sandbox.snapshot() to "
+                             "checkpoint one and snapshot.branch() to branch one, or execute(mode=...)")
         limits = limits or Limits()
         interpreter = os.path.abspath(python) if python else self._python
         default_options = workdir is None and not env and limits.is_default and interpreter == self._python
@@ -124,22 +127,33 @@ class ExecutionPlatform:
         _check_mode(mode)
         data = encode_code(code)
         t = check_timeout(timeout if timeout is not None else self._default_timeout)
+        raw_sandbox = self._one_shot_sandbox(mode, base_snapshot)
+        try:
+            raw = raw_sandbox.run(data, t, None, None)
+            return self._one_shot_result(raw, raw_sandbox, mode)
+        finally:
+            raw_sandbox.close_async()
+
+    def _one_shot_sandbox(self, mode: Mode, base_snapshot: Optional[Snapshot]):
+        """The fresh sandbox an execute() of `mode` runs in (blocks for a fork if needed)."""
         if mode is Mode.BRANCHED:
             if base_snapshot is None:
                 raise ValueError("Mode.BRANCHED needs base_snapshot=")
-            raw_sandbox = core.branch(base_snapshot._core, None)
-        else:
-            if base_snapshot is not None:
-                raise ValueError(f"base_snapshot= only goes with Mode.BRANCHED, not {mode.name}")
-            raw_sandbox = core.take_warm_sandbox(self._python)
+            return core.branch(base_snapshot._core, None)
+        if base_snapshot is not None:
+            raise ValueError(f"base_snapshot= only goes with Mode.BRANCHED, not {mode.name}")
+        return core.take_warm_sandbox(self._python)
+
+    def _one_shot_result(self, raw: dict, raw_sandbox, mode: Mode) -> ExecutionResult:
+        """The result, with the end state frozen in CHECKPOINTED mode. If that snapshot fails
+        (e.g. the code left threads running), SnapshotError carries the result in `.result`."""
+        if mode is not Mode.CHECKPOINTED or not raw_sandbox.alive:
+            return ExecutionResult._from_core(raw, raw_sandbox.id)
         try:
-            raw = raw_sandbox.run(data, t, None, None)
-            snapshot = None
-            if mode is Mode.CHECKPOINTED and raw_sandbox.alive:
-                sandbox = Sandbox(raw_sandbox, mode, self._default_timeout, platform=self)
-                snapshot = sandbox.snapshot()
-        finally:
-            raw_sandbox.close_async()
+            snapshot = Sandbox(raw_sandbox, mode, self._default_timeout, platform=self).snapshot()
+        except FaasError as exc:
+            exc.result = ExecutionResult._from_core(raw, raw_sandbox.id)
+            raise
         return ExecutionResult._from_core(raw, raw_sandbox.id, snapshot=snapshot)
 
     def explore_parallel(self, codes: Sequence[Code], base_snapshot: Snapshot,
@@ -184,21 +198,24 @@ class ExecutionPlatform:
                                                    sandbox=sandbox if keep else None))
         return results
 
-    async def aexecute(self, code: Code, mode: Mode = Mode.LOCAL, timeout: Optional[float] = None) -> ExecutionResult:
-        """The asyncio form of execute()."""
+    async def aexecute(self, code: Code, mode: Mode = Mode.LOCAL, timeout: Optional[float] = None,
+                       base_snapshot: Optional[Snapshot] = None) -> ExecutionResult:
+        """The asyncio form of execute(), for every mode it supports."""
         self._check_open()
         _check_mode(mode)
         data = encode_code(code)
         t = check_timeout(timeout if timeout is not None else self._default_timeout)
         loop = asyncio.get_running_loop()
         # Taking a sandbox can wait for a fork (or, the first time, an interpreter start).
-        raw_sandbox = await loop.run_in_executor(None, core.take_warm_sandbox, self._python)
+        raw_sandbox = await loop.run_in_executor(None, self._one_shot_sandbox, mode, base_snapshot)
         from . import _aio
         try:
             raw = await _aio.run_async(raw_sandbox, data, t)
+            if mode is Mode.CHECKPOINTED:  # a fork of the kernel: off the loop's thread
+                return await loop.run_in_executor(None, self._one_shot_result, raw, raw_sandbox, mode)
+            return self._one_shot_result(raw, raw_sandbox, mode)
         finally:
             raw_sandbox.close_async()
-        return ExecutionResult._from_core(raw, raw_sandbox.id)
 
     def explore_tree(self, root: Snapshot, expand: Callable[[TreeNode], Sequence[str]],
                      score: Callable[[BranchResult], float], beam_width: int = 3, depth: int = 3,

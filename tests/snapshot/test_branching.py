@@ -300,3 +300,27 @@ def test_released_templates_do_not_linger_as_zombies(platform):
                 break
             time.sleep(0.02)
         assert not any(psutil.pid_exists(p) for p in templates)
+
+
+def test_aexecute_supports_checkpointed_and_branched(platform):
+    import asyncio
+
+    async def main():
+        base = await platform.aexecute("v = 5", mode=Mode.CHECKPOINTED)
+        branched = await platform.aexecute("v * 2", mode=Mode.BRANCHED, base_snapshot=base.snapshot)
+        base.snapshot.release()
+        return branched
+    assert asyncio.run(main()).value == "10"
+
+
+def test_a_failed_checkpoint_keeps_the_execution_result(platform):
+    with pytest.raises(SnapshotError) as info:
+        platform.execute("import threading\nt = threading.Thread(target=__import__('time').sleep, args=(5,))\n"
+                         "t.start()\nprint('ran')", mode=Mode.CHECKPOINTED)
+    assert info.value.result.success and info.value.result.stdout == "ran\n"
+
+
+@pytest.mark.parametrize("mode", [Mode.CHECKPOINTED, Mode.BRANCHED])
+def test_sandboxes_are_not_created_in_snapshot_modes(platform, mode):
+    with pytest.raises(ValueError, match="snapshot"):
+        platform.create_sandbox(mode=mode)
