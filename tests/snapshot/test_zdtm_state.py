@@ -135,3 +135,20 @@ def test_branches_of_branches_see_their_parent_branch_state(platform):
     level2.release()
     level1.release()
     sandbox.close()
+
+
+def test_symlinks_and_new_files_in_branches_survive_snapshots(platform):
+    sandbox = platform.create_sandbox()
+    sandbox.run("import os\nopen('target.txt', 'w').write('t')\nos.symlink('target.txt', 'link')\n"
+                "os.symlink('/etc/hostname', 'outside')\nos.symlink('missing', 'dangling')")
+    first = sandbox.snapshot()
+    with first.branch() as branch:
+        branch.run("os.makedirs('made/in/branch')\nopen('made/in/branch/f', 'w').write('new')")
+        second = branch.snapshot()  # a branch's own files come through /proc/<pid>/root
+        with second.branch() as deeper:
+            assert deeper.run("open('made/in/branch/f').read(), os.readlink('link'), "
+                              "open('link').read(), os.readlink('dangling')").value == "('new', 'target.txt', 't', 'missing')"
+    assert sandbox.run("os.path.exists('made')").value == "False"
+    second.release()
+    first.release()
+    sandbox.close()

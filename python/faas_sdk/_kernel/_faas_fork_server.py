@@ -2,6 +2,7 @@
 copy of a kernel). It forks one child per FORK request, reaps its children and reports their
 wait status. What the child becomes is the caller's `become` function."""
 
+import fcntl
 import os
 import signal
 import socket
@@ -21,9 +22,6 @@ class ForkRequest:
     workdir: str
     env: list
     rlimits: list
-    overlay_lower: str      # empty unless the sandbox is a branch
-    overlay_upper: str
-    overlay_work: str
     seed: Optional[int]
 
 
@@ -34,16 +32,27 @@ def parse_fork_request(msg: bytes, fds: list) -> ForkRequest:
     sandbox_id, workdir = r.str(), r.str()
     env = [(r.str(), r.str()) for _ in range(r.take("<I"))]
     rlimits = [(r.take("<I"), r.take("<Q")) for _ in range(r.take("<I"))]
-    lower, upper, work = r.str(), r.str(), r.str()
     has_seed, seed = r.take("<B"), r.take("<Q")
-    return ForkRequest(list(fds), sandbox_id, workdir, env, rlimits, lower, upper, work, seed if has_seed else None)
+    return ForkRequest(list(fds), sandbox_id, workdir, env, rlimits, seed if has_seed else None)
 
 
 class ForkServer:
-    def __init__(self, ctrl: socket.socket, become: Callable[[ForkRequest, int], None]) -> None:
+    """With `prefork`, one child is kept forked and waiting ("parked"): a request hands it the
+    request and its descriptors, so the fork itself is off the request's critical path. The
+    next child is forked right after the reply. `on_park` runs in each parked child first."""
+
+    def __init__(self, ctrl: socket.socket, become: Callable[[ForkRequest, int], None],
+                 prefork: bool = False, on_park: Optional[Callable[[], None]] = None,
+                 private_root: Optional[str] = None) -> None:
         self.ctrl = ctrl
+        # Each child's own directory is private_root/<pid> (a branch's layer); FORK_DONE names
+        # it so the engine removes it with the sandbox. None: children have none.
+        self.private_root = private_root
         self.become = become  # runs in the child; must not return normally
         self.pid = os.getpid()
+        self.prefork = prefork
+        self.on_park = on_park
+        self.parked: Optional[tuple] = None  # (pid, pidfd, socket to it)
         signal.signal(signal.SIGCHLD, self._reap)
 
     def _reap(self, signum, frame) -> None:
@@ -63,6 +72,8 @@ class ForkServer:
         self.ctrl.send(struct.pack("<Bi", FORK_SERVER_READY, self.pid) + wire_str(detail, 4096))
 
     def serve(self) -> None:
+        if self.prefork:
+            self.park()
         while True:
             msg, fds, _, _ = socket.recv_fds(self.ctrl, CONTROL_BUFFER, 8)
             if not msg:
@@ -87,6 +98,10 @@ class ForkServer:
         if len(fds) != 3:
             self._done(request_id, -1, 22, "FORK needs three descriptors")
             return
+        if self.parked is not None and self.hand_over(request_id, msg, fds):
+            fds.clear()  # the parked child has them now
+            self.park()  # the next one, after the reply: off this request's path
+            return
         # SIGCHLD stays blocked until FORK_DONE is sent, so CHILD_EXITED never overtakes it.
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
         try:
@@ -109,6 +124,66 @@ class ForkServer:
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
 
+    def private_dir(self, pid: int) -> str:
+        return f"{self.private_root}/{pid}" if self.private_root else ""
+
+    def park(self) -> None:
+        """Forks a child that waits for a request of its own."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+        try:
+            try:
+                pid = os.fork()
+            except OSError:
+                ours.close()
+                theirs.close()
+                return  # requests then fork on demand
+            if pid == 0:
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_SETMASK, set())
+                ours.close()
+                # Far from fds 0-3, which the child's channels will take over.
+                fd = theirs.detach()
+                high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 200)
+                os.close(fd)
+                self.wait_parked(socket.socket(fileno=high))
+            theirs.close()
+            self.parked = (pid, os.pidfd_open(pid), ours)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+
+    def wait_parked(self, channel: socket.socket) -> None:
+        """In a parked child: prepare, then wait for the request (or exit with the server)."""
+        if self.on_park is not None:
+            try:
+                self.on_park()
+            except Exception:
+                pass  # only a head start: `become` does whatever is left and reports errors
+        msg, fds, _, _ = socket.recv_fds(channel, CONTROL_BUFFER, 8)
+        channel.close()
+        if not msg:
+            os._exit(0)
+        self.become(parse_fork_request(msg, fds), self.pid)
+        os._exit(70)
+
+    def hand_over(self, request_id: int, msg: bytes, fds: list) -> bool:
+        """Gives the request to the parked child. False if it is gone (then fork anew)."""
+        pid, pidfd, channel = self.parked
+        self.parked = None
+        try:
+            socket.send_fds(channel, [msg], fds)
+        except OSError:
+            os.close(pidfd)
+            channel.close()
+            return False
+        channel.close()
+        try:
+            self._done(request_id, pid, 0, "", pidfd)
+        finally:
+            os.close(pidfd)
+        return True
+
     def _done(self, request_id: int, pid: int, err: int, message: str, pidfd: int = -1) -> None:
-        msg = struct.pack("<BIii", FORK_DONE, request_id, pid, err) + wire_str(message, 4096)
+        msg = (struct.pack("<BIii", FORK_DONE, request_id, pid, err) + wire_str(message, 4096)
+               + wire_str(self.private_dir(pid) if pid > 0 else "", 4096))
         socket.send_fds(self.ctrl, [msg], [pidfd] if pidfd >= 0 else [])

@@ -130,7 +130,7 @@ class Kernel:
             if frame_type == FRAME_EXEC:
                 self.execute(token, payload[TOKEN_SIZE:])
             elif frame_type == FRAME_SNAPSHOT:
-                self.snapshot()
+                self.snapshot(payload[TOKEN_SIZE:])
 
     # ---- executions --------------------------------------------------------------------------
 
@@ -206,9 +206,17 @@ class Kernel:
 
     # ---- snapshots and branches --------------------------------------------------------------
 
-    def snapshot(self) -> None:
-        """Forks a frozen template of this kernel and hands its control socket to the engine."""
+    def snapshot(self, paths: bytes) -> None:
+        """Forks a frozen template of this kernel and hands its control socket to the engine.
+        `paths`: the workdir, its frozen copy (the engine made it) and the scratch directory
+        for branches' own layers, NUL-separated."""
         started = time.perf_counter_ns()
+        try:
+            workdir, layer, scratch = paths.decode("utf-8", "surrogateescape").split("\0")
+        except ValueError:
+            self.reply(FRAME_SNAPSHOT_DONE, STATUS_ERROR, 0, 0, "", "SnapshotError",
+                       "malformed snapshot request", "")
+            return
         self.reap_templates()
         threads = len(os.listdir("/proc/self/task"))
         if threads > 1:
@@ -222,7 +230,7 @@ class Kernel:
         pid = os.fork()
         if pid == 0:
             engine_end.close()
-            self.become_template(template_end)
+            self.become_template(template_end, workdir, layer, scratch)
         # Both sides move the template into its own process group (race-free either way), so
         # closing this kernel (a kill of its group) never takes the template with it.
         os.setpgid(pid, pid)
@@ -245,7 +253,7 @@ class Kernel:
             except ChildProcessError:
                 self.templates.remove(pid)
 
-    def become_template(self, ctrl: socket.socket) -> None:
+    def become_template(self, ctrl: socket.socket, workdir: str, layer: str, scratch: str) -> None:
         """In the forked child: stop being a kernel, serve branch forks until released."""
         os.setpgid(0, 0)  # out of the kernel's process group (the parent does it too)
         devnull = os.open(os.devnull, os.O_RDWR)
@@ -257,11 +265,41 @@ class Kernel:
             os.close(fd)
         self.templates = []
         self.template_ctrl = ctrl
+        self.branch_layout = (workdir, layer)
+        self.branch_mounted = False
         _faas_branch.prepare_template_namespace()
-        server = _faas_fork_server.ForkServer(ctrl, self._template_child)
-        server.announce("template")  # detached: the engine may now close the kernel safely
+        self.fork_server = _faas_fork_server.ForkServer(ctrl, self._template_child, prefork=True,
+                                                        on_park=self._prepare_parked_branch,
+                                                        private_root=scratch)
+        server = self.fork_server
+        server.announce("template")
         server.serve()
         os._exit(0)
+
+    def _prepare_parked_branch(self) -> None:
+        """In a parked child of a template, before its request: its own mount namespace, and a
+        rehearsal of becoming a branch on stand-in channels. Every page that path writes is
+        copied (copy-on-write) now, not while a caller waits for the branch."""
+        self._mount_branch_workdir()
+        stand_in_sock, sock_end = socket.socketpair()
+        out_read, out_write = os.pipe()
+        err_read, err_write = os.pipe()
+        install_channels([sock_end.detach(), out_write, err_write])
+        self.attach()
+        self.sock.detach()
+        for fd in (self.out_fd, self.err_fd, out_read, err_read):
+            os.close(fd)
+        stand_in_sock.close()
+        os.environ["FAAS_SDK_SANDBOX_ID"] = "parked"
+        _faas_branch.reseed(None)
+        os.chdir(self.branch_layout[0])
+
+    def _mount_branch_workdir(self) -> None:
+        """This child's own copy-on-write view of the workdir, at the workdir's path."""
+        workdir, layer = self.branch_layout
+        _faas_branch.prepare_branch_namespace()
+        _faas_branch.mount_private_workdir(workdir, layer, self.fork_server.private_dir(os.getpid()))
+        self.branch_mounted = True
 
     def _template_child(self, request, template_pid: int) -> None:
         # Run on from here rather than unwinding to serve(): unwinding touches (and so copies)
@@ -283,9 +321,8 @@ class Kernel:
             os._exit(70)
         sock = socket.socket(fileno=3)
         try:
-            if request.overlay_lower:
-                _faas_branch.mount_private_workdir(request.workdir, request.overlay_lower,
-                                                   request.overlay_upper, request.overlay_work)
+            if not self.branch_mounted:  # not prepared while parked: do it now
+                self._mount_branch_workdir()
             os.chdir(request.workdir)
             _faas_branch.reopen_regular_files(keep={0, 1, 2, 3})
             apply_environment(request)

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <cstring>
 #include <filesystem>
 #include <random>
 #include <thread>
@@ -274,7 +275,6 @@ void Engine::shutdown() {
     zygotes.swap(zygotes_);
     for (auto& [id, snap] : snapshots_) snap->release();
     snapshots_.clear();
-    branch_directories_.clear();
   }
   for (auto& sb : sandboxes) sb->kill("the engine shut down");
   for (auto& sb : sandboxes) sb->close();
@@ -295,13 +295,18 @@ std::shared_ptr<snapshot::Snapshot> Engine::snapshot(const std::shared_ptr<sandb
   auto started = std::chrono::steady_clock::now();
   std::string id = new_id("snap-");
   auto layer = std::make_shared<sandbox::OwnedDirectory>(temp_root_ + "/" + id, true);
+  // Where the template makes each branch's own layer ({upper, work}); removed with the snapshot
+  // once no branch uses it.
+  auto scratch = std::make_shared<sandbox::OwnedDirectory>(temp_root_ + "/" + id + ".branches", true);
   // The kernel is idle while `before_send` runs, so the files copied match the memory forked.
   auto freeze_files = [&]() -> std::string {
+    if (::mkdir(scratch->path().c_str(), 0700) < 0) return "mkdir(" + scratch->path() + "): " + std::strerror(errno);
     // A branch's files are its own overlay, visible only in its mount namespace.
     std::string source = sb->is_branch() ? "/proc/" + std::to_string(sb->pid()) + "/root" + sb->workdir() : sb->workdir();
     return snapshot::copy_tree(source, layer->path());
   };
-  auto exec = sb->submit("", std::nullopt, false, true, protocol::kFrameSnapshot, freeze_files);
+  std::string paths = sb->workdir() + '\0' + layer->path() + '\0' + scratch->path();
+  auto exec = sb->submit(paths, std::nullopt, false, true, protocol::kFrameSnapshot, freeze_files);
   std::vector<sandbox::StreamChunk> chunks;
   while (!sb->pump(exec, std::chrono::milliseconds(50), chunks)) {
   }
@@ -320,7 +325,8 @@ std::shared_ptr<snapshot::Snapshot> Engine::snapshot(const std::shared_ptr<sandb
   auto process = sandbox::Zygote::adopt(reactor_, "the template of snapshot " + id, static_cast<pid_t>(template_pid),
                                         std::move(fds[0]), std::move(fds[1]));
   auto snap = std::make_shared<snapshot::Snapshot>(id, sb->origin_snapshot(), sb->id(), std::move(process),
-                                                   sb->workdir_directory(), std::move(layer), sb->spec());
+                                                   sb->workdir_directory(), std::move(layer), std::move(scratch),
+                                                   sb->spec());
   {
     std::lock_guard lock(mu_);
     snapshots_.emplace(id, snap);
@@ -335,20 +341,19 @@ std::shared_ptr<sandbox::Sandbox> Engine::branch(const std::shared_ptr<snapshot:
                                                  std::optional<uint64_t> seed, bool wait_ready) {
   auto process = snap->template_process();  // throws SnapshotError when released or dead
   auto layer = snap->layer();
+  auto scratch = snap->scratch();
   auto workdir = snap->workdir();
-  if (!layer || !workdir) throw Error(ErrorKind::kSnapshot, "snapshot " + snap->id() + " has been released");
+  if (!layer || !workdir || !scratch) throw Error(ErrorKind::kSnapshot, "snapshot " + snap->id() + " has been released");
   std::string id = new_id("sbx-");
-  auto own = take_branch_directory();
   sandbox::SandboxSpec spec = snap->source_spec();
   spec.workdir = workdir->path();
   spec.env.clear();
   spec.rlimits.clear();  // inherited through fork, like the environment
-  spec.overlay_lower = layer->path();
-  spec.overlay_upper = own->path() + "/upper";
-  spec.overlay_work = own->path() + "/work";
   spec.seed = seed;
+  // The branch pins what its overlay mounts: the frozen layer and the scratch area holding its
+  // own layer (which the template made; FORKED names it and the sandbox removes it).
   auto sb = std::make_shared<sandbox::Sandbox>(*this, id, std::move(spec), workdir,
-                                               std::vector<std::shared_ptr<sandbox::OwnedDirectory>>{own, layer},
+                                               std::vector<std::shared_ptr<sandbox::OwnedDirectory>>{layer, scratch},
                                                snap->id());
   try {
     start_from(*process, sb);
@@ -365,46 +370,6 @@ std::shared_ptr<sandbox::Sandbox> Engine::branch(const std::shared_ptr<snapshot:
     }
   }
   return sb;
-}
-
-std::shared_ptr<sandbox::OwnedDirectory> Engine::make_branch_directory() {
-  auto dir = std::make_shared<sandbox::OwnedDirectory>(temp_root_ + "/" + new_id("layer-"), true);
-  for (const char* sub : {"", "/upper", "/work"}) {
-    std::string path = dir->path() + sub;
-    if (::mkdir(path.c_str(), 0700) < 0) sys::throw_errno("mkdir(" + path + ")");
-  }
-  return dir;
-}
-
-std::shared_ptr<sandbox::OwnedDirectory> Engine::take_branch_directory() {
-  // Three mkdirs on ext4 cost more than the rest of the engine's part of a branch; keep a
-  // few made ahead, refilled in the background.
-  std::shared_ptr<sandbox::OwnedDirectory> dir;
-  {
-    std::lock_guard lock(mu_);
-    if (!branch_directories_.empty()) {
-      dir = std::move(branch_directories_.back());
-      branch_directories_.pop_back();
-    }
-    if (!refilling_directories_ && !shut_down_) {
-      refilling_directories_ = true;
-      run_in_background([this] {
-        for (;;) {
-          {
-            std::lock_guard lock(mu_);
-            if (shut_down_ || branch_directories_.size() >= kBranchDirectoryStock) {
-              refilling_directories_ = false;
-              return;
-            }
-          }
-          auto made = make_branch_directory();
-          std::lock_guard lock(mu_);
-          branch_directories_.push_back(std::move(made));
-        }
-      });
-    }
-  }
-  return dir ? dir : make_branch_directory();
 }
 
 std::vector<std::shared_ptr<snapshot::Snapshot>> Engine::live_snapshots() {

@@ -68,8 +68,6 @@ class Engine final : public sandbox::SandboxHost {
   void shutdown();
   std::shared_ptr<sandbox::Zygote> zygote_for(const std::string& python);
   void refill_pool(const std::string& python);
-  std::shared_ptr<sandbox::OwnedDirectory> make_branch_directory();
-  std::shared_ptr<sandbox::OwnedDirectory> take_branch_directory();
   // Registers `sb`, creates its channels and asks `server` (a zygote or a template) to fork it.
   void start_from(sandbox::Zygote& server, const std::shared_ptr<sandbox::Sandbox>& sb);
   // Runs fn off the caller's and the reactor's threads: in the TBB arena, or on a plain
@@ -90,9 +88,6 @@ class Engine final : public sandbox::SandboxHost {
   std::unordered_map<std::string, std::shared_ptr<sandbox::Sandbox>> registry_;
   std::unordered_map<std::string, std::deque<std::shared_ptr<sandbox::Sandbox>>> pools_;
   std::unordered_map<std::string, std::shared_ptr<snapshot::Snapshot>> snapshots_;
-  static constexpr size_t kBranchDirectoryStock = 8;
-  std::vector<std::shared_ptr<sandbox::OwnedDirectory>> branch_directories_;  // {upper, work} ready
-  bool refilling_directories_ = false;
   size_t pool_size_ = 2;
 
   std::mutex disposal_mu_;

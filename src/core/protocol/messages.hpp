@@ -21,11 +21,12 @@ enum BrokerMessage : uint8_t {
 // engine <-> zygote, and engine <-> snapshot template (the same fork-server protocol)
 enum ZygoteMessage : uint8_t {
   kZygoteFork = 0x01,    // u32 request, str sandbox id, str workdir, u32 n, (str k, str v)*,
-                         // u32 m, (u32 resource, u64 limit)*, str overlay lower, str overlay
-                         // upper, str overlay work (all empty unless a branch), u8 has seed,
-                         // u64 seed; fds [data socket, stdout, stderr]
+                         // u32 m, (u32 resource, u64 limit)*, u8 has seed, u64 seed;
+                         // fds [data socket, stdout, stderr]
   kZygoteReady = 0x80,   // i32 pid, str python version
-  kZygoteForked = 0x81,  // u32 request, i32 pid, i32 errno, str message; fds [pidfd] if pid > 0
+  kZygoteForked = 0x81,  // u32 request, i32 pid, i32 errno, str message, str private directory
+                         // (a branch's layer dir, to remove when it ends; else empty);
+                         // fds [pidfd] if pid > 0
   kZygoteExited = 0x82,  // i32 pid, i32 wait status
 };
 
@@ -41,7 +42,8 @@ static_assert(std::endian::native == std::endian::little, "frames are little-end
 
 enum KernelFrame : uint8_t {
   kFrameExec = 0x01,      // payload: 16-byte end-of-output marker token, then UTF-8 code
-  kFrameSnapshot = 0x02,  // payload: 16-byte token (unused); the kernel forks a template
+  kFrameSnapshot = 0x02,  // payload: 16-byte token (unused), then workdir, frozen layer and
+                          // scratch directory, NUL-separated; the kernel forks a template
   kFrameReady = 0x81,   // payload: i32 pid
   kFrameResult = 0x82,  // payload: u8 status, u8 markers, u16 0, u64 ns, str value, str type,
                         //          str message, str traceback; flags bit 0: has value

@@ -123,8 +123,9 @@ void Sandbox::attach_channels(UniqueFd socket, UniqueFd stdout_read, UniqueFd st
   });
 }
 
-void Sandbox::attach_process(pid_t pid, UniqueFd pidfd) {
+void Sandbox::attach_process(pid_t pid, UniqueFd pidfd, const std::string& private_dir) {
   std::lock_guard lock(mu_);
+  if (!private_dir.empty()) pinned_.push_back(std::make_shared<OwnedDirectory>(private_dir, true));
   pid_ = pid;
   pidfd_ = std::move(pidfd);
   cv_.notify_all();
@@ -210,7 +211,12 @@ std::shared_ptr<Execution> Sandbox::submit(const std::string& code, std::optiona
   lock.unlock();
 
   if (before_send) {
-    std::string error = before_send();
+    std::string error;
+    try {
+      error = before_send();
+    } catch (const std::exception& e) {
+      error = e.what();  // never leave the sandbox busy with a request that was not sent
+    }
     if (!error.empty()) {
       std::lock_guard relock(mu_);
       if (current_ == exec) {

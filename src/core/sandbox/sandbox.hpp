@@ -66,7 +66,9 @@ class Sandbox : public std::enable_shared_from_this<Sandbox> {
 
   // Start-up, driven by the engine and zygote.
   void attach_channels(UniqueFd socket, UniqueFd stdout_read, UniqueFd stderr_read);
-  void attach_process(pid_t pid, UniqueFd pidfd);
+  // `private_dir`: a directory the fork server made for this sandbox alone (a branch's own
+  // layer), removed with it.
+  void attach_process(pid_t pid, UniqueFd pidfd, const std::string& private_dir = {});
   void fail_start(const std::string& reason);
   void on_exit_status(int status);
 

@@ -16,8 +16,6 @@ struct SandboxSpec {
   std::vector<std::pair<int, uint64_t>> rlimits;         // RLIMIT_* -> value (soft = hard)
   size_t output_limit = 10u << 20;                       // bytes per execution, both streams
   double interrupt_grace_s = 0.2;  // SIGINT -> SIGKILL on timeout or host Ctrl-C
-  // Branches only: the workdir becomes overlay(lower, upper, work) in a private mount namespace.
-  std::string overlay_lower, overlay_upper, overlay_work;
   std::optional<uint64_t> seed;  // branches only: deterministic randomness
 
   bool is_default() const { return workdir.empty() && env.empty() && rlimits.empty(); }

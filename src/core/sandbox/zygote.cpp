@@ -144,9 +144,6 @@ void Zygote::fork_sandbox(const std::shared_ptr<Sandbox>& sandbox, UniqueFd sock
     out.u32(static_cast<uint32_t>(resource));
     out.u64(value);
   }
-  out.str(spec.overlay_lower);
-  out.str(spec.overlay_upper);
-  out.str(spec.overlay_work);
   out.u8(spec.seed ? 1 : 0);
   out.u64(spec.seed.value_or(0));
   if (out.buffer().size() > sys::kMaxControlMessage) {
@@ -200,6 +197,7 @@ void Zygote::on_control_readable() {
         pid_t pid = in.i32();
         int err = in.i32();
         std::string message(in.str(4096));
+        std::string private_dir(in.remaining() ? in.str(4096) : std::string_view());
         std::shared_ptr<Sandbox> sandbox;
         {
           std::lock_guard lock(mu_);
@@ -211,7 +209,7 @@ void Zygote::on_control_readable() {
         }
         if (!sandbox) continue;
         if (pid > 0 && !fds.empty()) {
-          sandbox->attach_process(pid, std::move(fds.front()));
+          sandbox->attach_process(pid, std::move(fds.front()), private_dir);
         } else {
           sandbox->fail_start("fork failed: " + (message.empty() ? std::string(std::strerror(err)) : message));
         }

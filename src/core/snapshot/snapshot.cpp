@@ -6,12 +6,13 @@ namespace faas::snapshot {
 
 Snapshot::Snapshot(std::string id, std::string parent_id, std::string source_sandbox_id,
                    std::shared_ptr<sandbox::Zygote> template_process, std::shared_ptr<sandbox::OwnedDirectory> workdir,
-                   std::shared_ptr<sandbox::OwnedDirectory> layer, sandbox::SandboxSpec source_spec)
+                   std::shared_ptr<sandbox::OwnedDirectory> layer, std::shared_ptr<sandbox::OwnedDirectory> scratch,
+                   sandbox::SandboxSpec source_spec)
     : id_(std::move(id)), parent_id_(std::move(parent_id)), source_sandbox_id_(std::move(source_sandbox_id)),
       source_spec_(std::move(source_spec)),
       created_at_(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count()),
       template_pid_(template_process->pid()), template_(std::move(template_process)), workdir_(std::move(workdir)),
-      layer_(std::move(layer)) {}
+      layer_(std::move(layer)), scratch_(std::move(scratch)) {}
 
 bool Snapshot::released() {
   std::lock_guard lock(mu_);
@@ -33,6 +34,7 @@ void Snapshot::release() {
     process = std::move(template_);
     workdir = std::move(workdir_);
     layer = std::move(layer_);
+    scratch_.reset();
   }
   if (process) process->shutdown();  // EOF on its channel: the template exits
   // The directories are removed here unless live branches still hold them.
@@ -50,6 +52,11 @@ std::shared_ptr<sandbox::Zygote> Snapshot::template_process() {
 std::shared_ptr<sandbox::OwnedDirectory> Snapshot::workdir() {
   std::lock_guard lock(mu_);
   return workdir_;
+}
+
+std::shared_ptr<sandbox::OwnedDirectory> Snapshot::scratch() {
+  std::lock_guard lock(mu_);
+  return scratch_;
 }
 
 std::shared_ptr<sandbox::OwnedDirectory> Snapshot::layer() {

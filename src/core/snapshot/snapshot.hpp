@@ -21,7 +21,8 @@ class Snapshot {
  public:
   Snapshot(std::string id, std::string parent_id, std::string source_sandbox_id,
            std::shared_ptr<sandbox::Zygote> template_process, std::shared_ptr<sandbox::OwnedDirectory> workdir,
-           std::shared_ptr<sandbox::OwnedDirectory> layer, sandbox::SandboxSpec source_spec);
+           std::shared_ptr<sandbox::OwnedDirectory> layer, std::shared_ptr<sandbox::OwnedDirectory> scratch,
+           sandbox::SandboxSpec source_spec);
 
   const std::string& id() const { return id_; }
   const std::string& parent_id() const { return parent_id_; }
@@ -41,6 +42,7 @@ class Snapshot {
   std::shared_ptr<sandbox::Zygote> template_process();
   std::shared_ptr<sandbox::OwnedDirectory> workdir();
   std::shared_ptr<sandbox::OwnedDirectory> layer();
+  std::shared_ptr<sandbox::OwnedDirectory> scratch();  // where branches' own layers live
   std::atomic<uint64_t> branches_made{0};
 
  private:
@@ -51,7 +53,7 @@ class Snapshot {
   std::mutex mu_;
   bool released_ = false;
   std::shared_ptr<sandbox::Zygote> template_;
-  std::shared_ptr<sandbox::OwnedDirectory> workdir_, layer_;
+  std::shared_ptr<sandbox::OwnedDirectory> workdir_, layer_, scratch_;
 };
 
 }  // namespace faas::snapshot

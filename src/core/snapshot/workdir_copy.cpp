@@ -6,14 +6,15 @@ namespace faas::snapshot {
 
 namespace fs = std::filesystem;
 
-std::string copy_tree(const std::string& from, const std::string& to) {
+std::string copy_tree(const std::string& from, const std::string& to) noexcept try {
   std::error_code ec;
   fs::create_directory(to, ec);
   if (ec) return "cannot create " + to + ": " + ec.message();
   fs::permissions(to, fs::status(from, ec).permissions(), ec);
   for (auto it = fs::recursive_directory_iterator(from, ec); !ec && it != fs::recursive_directory_iterator();
        it.increment(ec)) {
-    const fs::path target = fs::path(to) / fs::relative(it->path(), from);
+    // Lexical: fs::relative() would resolve symlinks, and a link is copied as a link.
+    const fs::path target = fs::path(to) / it->path().lexically_relative(from);
     fs::file_status st = it->symlink_status(ec);
     if (ec) break;
     if (fs::is_symlink(st)) {
@@ -27,6 +28,8 @@ std::string copy_tree(const std::string& from, const std::string& to) {
   }
   if (ec) return "cannot copy " + from + ": " + ec.message();
   return "";
+} catch (const std::exception& e) {
+  return std::string("cannot copy ") + from + ": " + e.what();
 }
 
 }  // namespace faas::snapshot

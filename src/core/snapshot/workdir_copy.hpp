@@ -7,6 +7,6 @@
 namespace faas::snapshot {
 
 // Copies `from` to the new directory `to`. Returns "" or an error message.
-std::string copy_tree(const std::string& from, const std::string& to);
+std::string copy_tree(const std::string& from, const std::string& to) noexcept;
 
 }  // namespace faas::snapshot
