@@ -191,7 +191,10 @@ class ExecutionPlatform:
                 continue
             end = None
             if keep and snapshot_end and sandbox.alive:
-                end = sandbox.snapshot()
+                try:
+                    end = sandbox.snapshot()
+                except FaasError:
+                    end = None  # e.g. the code left threads running; the other results stand
             if not keep:
                 raw_sandbox.close_async()
             results.append(BranchResult._from_core(raw, sandbox.id, snapshot=end, branch_id=sandbox.id,

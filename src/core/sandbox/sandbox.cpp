@@ -178,6 +178,7 @@ std::shared_ptr<Execution> Sandbox::submit(const std::string& code, std::optiona
 
   auto exec = std::make_shared<Execution>(next_seq_++, spec_.output_limit, streaming);
   current_ = exec;
+  request_type_ = frame_type;
   state_ = State::kBusy;
   result_received_ = false;
   pending_ = Outcome{};
@@ -450,9 +451,18 @@ void Sandbox::handle_frame(uint8_t type, uint8_t flags, std::string_view payload
       }
       return;
     case kFrameResult:
+      // A hostile kernel must not answer a snapshot with a result, or slip descriptors in.
+      if (request_type_ != kFrameExec || !rx_fds_.empty()) {
+        kill_locked("protocol violation: unexpected result frame");
+        return;
+      }
       handle_result(flags, payload);
       return;
     case kFrameSnapshotDone: {
+      if (request_type_ != kFrameSnapshot) {
+        kill_locked("protocol violation: unexpected snapshot reply");
+        return;
+      }
       std::shared_ptr<Execution> exec = current_;
       std::vector<UniqueFd> fds;
       while (!rx_fds_.empty()) {

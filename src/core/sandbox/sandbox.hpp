@@ -154,6 +154,7 @@ class Sandbox : public std::enable_shared_from_this<Sandbox> {
   std::string idle_output_[2];  // output produced between executions
 
   std::shared_ptr<Execution> current_;
+  uint8_t request_type_ = 0;  // the frame type current_ was sent as
   uint64_t next_seq_ = 1;
   bool result_received_ = false;
   Outcome pending_;
