@@ -4,6 +4,7 @@ wait status. What the child becomes is the caller's `become` function."""
 
 import fcntl
 import os
+import select
 import signal
 import socket
 import struct
@@ -37,9 +38,9 @@ def parse_fork_request(msg: bytes, fds: list) -> ForkRequest:
 
 
 class ForkServer:
-    """With `prefork`, one child is kept forked and waiting ("parked"): a request hands it the
-    request and its descriptors, so the fork itself is off the request's critical path. The
-    next child is forked right after the reply. `on_park` runs in each parked child first."""
+    """With `prefork`, one child is kept forked and waiting ("parked") whenever the server is
+    idle: a request hands it the request and its descriptors, so the fork and the preparation
+    (`on_park`, run in the parked child first) are off the request's critical path."""
 
     def __init__(self, ctrl: socket.socket, become: Callable[[ForkRequest, int], None],
                  prefork: bool = False, on_park: Optional[Callable[[], None]] = None,
@@ -72,9 +73,11 @@ class ForkServer:
         self.ctrl.send(struct.pack("<Bi", FORK_SERVER_READY, self.pid) + wire_str(detail, 4096))
 
     def serve(self) -> None:
-        if self.prefork:
-            self.park()
         while True:
+            # Park a child only while idle: in a burst of requests, preparing one ahead would
+            # just double every child's work.
+            if self.prefork and self.parked is None and not self.request_waiting():
+                self.park()
             msg, fds, _, _ = socket.recv_fds(self.ctrl, CONTROL_BUFFER, 8)
             if not msg:
                 os._exit(0)  # the engine released us or is gone
@@ -100,7 +103,6 @@ class ForkServer:
             return
         if self.parked is not None and self.hand_over(request_id, msg, fds):
             fds.clear()  # the parked child has them now
-            self.park()  # the next one, after the reply: off this request's path
             return
         # SIGCHLD stays blocked until FORK_DONE is sent, so CHILD_EXITED never overtakes it.
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
@@ -126,6 +128,9 @@ class ForkServer:
 
     def private_dir(self, pid: int) -> str:
         return f"{self.private_root}/{pid}" if self.private_root else ""
+
+    def request_waiting(self) -> bool:
+        return bool(select.select([self.ctrl], [], [], 0)[0])
 
     def park(self) -> None:
         """Forks a child that waits for a request of its own."""
