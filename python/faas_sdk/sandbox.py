@@ -69,15 +69,20 @@ class Sandbox:
 
     def run(self, code: Code, timeout: Optional[float] = None,
             on_stdout: Optional[OutputCallback] = None,
-            on_stderr: Optional[OutputCallback] = None) -> ExecutionResult:
+            on_stderr: Optional[OutputCallback] = None, profile: bool = False) -> ExecutionResult:
         """Executes `code` in this sandbox and returns its result.
 
         The last expression's repr() becomes ``result.value``. An exception raised by the code
         is reported in ``result.error``, not raised. On timeout the code is interrupted, the
         result says ``error.type == "ExecutionTimeout"`` and the sandbox is dead afterwards.
         ``on_stdout``/``on_stderr`` are called with text as it arrives, on this thread.
+        With ``profile=True`` the code runs under cProfile inside the sandbox and the result is
+        a ``faas_sdk.perf.profiling.ProfiledResult`` whose ``profile`` is a ProfileReport.
         Raises SandboxDead if the sandbox is dead, InvalidCode for unsendable code.
         """
+        if profile:
+            from .perf.profiling import run_profiled
+            return run_profiled(self, code, timeout, on_stdout, on_stderr)
         data = encode_code(code)
         t = check_timeout(timeout if timeout is not None else self._default_timeout)
         raw = self._core.run(data, t, on_stdout, on_stderr)
