@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <unistd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -27,6 +28,17 @@ bool g_configured = false;
 Engine* g_engine = nullptr;
 pid_t g_engine_pid = 0;
 pid_t g_tbb_pid = 0;  // the process that first started TBB workers
+
+// Every sandbox holds four descriptors in the host (socket, two pipes, pidfd); the common soft
+// limit of 1024 would cap a process at ~250 sandboxes. Raise it to the hard limit.
+void raise_open_file_limit() {
+  struct rlimit limit;
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  rlim_t before = limit.rlim_cur;
+  limit.rlim_cur = limit.rlim_max;
+  if (::setrlimit(RLIMIT_NOFILE, &limit) == 0)
+    log::logger()->debug("raised RLIMIT_NOFILE from {} to {}", before, limit.rlim_max);
+}
 
 std::string make_temp_root(const std::string& parent) {
   std::string pattern = (parent.empty() ? std::string("/tmp") : parent) + "/faas_sdk-" +
@@ -87,6 +99,7 @@ Engine::Engine(EngineConfig config)
       arena_(2),
       tbb_usable_(g_tbb_pid == 0 || g_tbb_pid == ::getpid()) {
   if (g_tbb_pid == 0) g_tbb_pid = ::getpid();
+  raise_open_file_limit();
   reactor_.start();
   broker_.start();
   log::logger()->debug("engine started, temp root {}", temp_root_);
