@@ -26,6 +26,7 @@ MIB = 1 << 20
 _RESULTS = pytest.StashKey[dict]()
 _MEMORY = pytest.StashKey[dict]()
 _ENGINE = pytest.StashKey[dict]()
+_NOTES = pytest.StashKey[list]()
 
 # key -> label, in the order of the table.
 LABELS = {
@@ -81,6 +82,12 @@ def record(pytestconfig) -> Callable[..., None]:
         row["info"] = info
         pytestconfig.stash.setdefault(_RESULTS, {})[key] = row
     return _record
+
+
+@pytest.fixture
+def record_note(pytestconfig) -> Callable[[str], None]:
+    """record_note(line): a measured figure that fits no table row (toolkit overhead, ...)."""
+    return lambda line: pytestconfig.stash.setdefault(_NOTES, []).append(line)
 
 
 @pytest.fixture
@@ -172,7 +179,8 @@ def _memory_lines(memory: dict) -> list[str]:
     return lines
 
 
-def render_summary(results: dict, engine: Optional[dict], memory: Optional[dict] = None) -> str:
+def render_summary(results: dict, engine: Optional[dict], memory: Optional[dict] = None,
+                   notes: Optional[list] = None) -> str:
     stamp = time.strftime("%Y-%m-%d %H:%M %Z")
     lines = [f"# faas_sdk benchmark summary ({stamp})", "",
              f"{host.system()} {host.release()} {host.machine()}, {os.cpu_count()} CPUs, "
@@ -190,6 +198,8 @@ def render_summary(results: dict, engine: Optional[dict], memory: Optional[dict]
     if memory:
         lines += ["", "Memory (this run; USS = unique set size from /proc/<pid>/smaps):"]
         lines += _memory_lines(memory)
+    if notes:
+        lines += ["", "Toolkit overhead (this run):"] + [f"- {note}" for note in notes]
     if engine:
         lines += ["", "Engine histograms over the whole session "
                       "(platform.metrics(), ~6% bucket error):"]
@@ -205,9 +215,10 @@ def render_summary(results: dict, engine: Optional[dict], memory: Optional[dict]
 @pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     results, memory = config.stash.get(_RESULTS, None), config.stash.get(_MEMORY, None)
-    if not results and not memory:
+    if not results and not memory and not config.stash.get(_NOTES, None):
         return
-    text = render_summary(results or {}, config.stash.get(_ENGINE, None), memory)
+    text = render_summary(results or {}, config.stash.get(_ENGINE, None), memory,
+                          config.stash.get(_NOTES, None))
     terminalreporter.write_sep("=", "faas_sdk latency summary")
     for line in text.splitlines():
         terminalreporter.write_line(line)
