@@ -28,6 +28,7 @@ setup: $(STAMP)/build
 
 demo: setup
 	$(PY) examples/demo.py
+	$(VENV)/bin/faas-sdk bench --executions 5
 
 test: setup
 	$(PY) -m pytest -q tests
