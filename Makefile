@@ -17,7 +17,7 @@ $(STAMP)/system:
 
 $(STAMP)/python-deps: $(STAMP)/system pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.12" cmake ninja psutil pytest pytest-benchmark numpy
+	$(PY) -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.12" cmake ninja psutil pytest pytest-benchmark numpy matplotlib
 	@touch $@
 
 $(STAMP)/build: $(STAMP)/python-deps $(SOURCES)

@@ -38,19 +38,6 @@ def prepare_template_namespace() -> None:
         pass
 
 
-_branch_namespace_ready = False
-
-
-def prepare_branch_namespace() -> None:
-    """In a parked branch child, ahead of its request: its own mount namespace already."""
-    global _branch_namespace_ready
-    try:
-        _enter_mount_namespace()
-        _branch_namespace_ready = True
-    except OSError:
-        pass  # mount_private_workdir() tries again and reports the error
-
-
 def _enter_mount_namespace() -> None:
     if _template_namespace_ready:
         # Already private (and privileged within our user namespace): a plain copy will do.
@@ -72,8 +59,7 @@ def _enter_mount_namespace() -> None:
 def mount_private_workdir(workdir: str, lower: str, own_dir: str) -> None:
     """Overlays the snapshot's frozen files (lower) with this branch's own layer (made under
     own_dir) at the workdir's own path, in a mount namespace of this process alone."""
-    if not _branch_namespace_ready:
-        _enter_mount_namespace()
+    _enter_mount_namespace()
     upper, work = f"{own_dir}/upper", f"{own_dir}/work"
     for path in (own_dir, upper, work):
         os.mkdir(path, 0o700)

@@ -266,40 +266,18 @@ class Kernel:
         self.templates = []
         self.template_ctrl = ctrl
         self.branch_layout = (workdir, layer)
-        self.branch_mounted = False
         _faas_branch.prepare_template_namespace()
-        self.fork_server = _faas_fork_server.ForkServer(ctrl, self._template_child, prefork=True,
-                                                        on_park=self._prepare_parked_branch,
+        self.fork_server = _faas_fork_server.ForkServer(ctrl, self._template_child,
                                                         private_root=scratch)
         server = self.fork_server
         server.announce("template")
         server.serve()
         os._exit(0)
 
-    def _prepare_parked_branch(self) -> None:
-        """In a parked child of a template, before its request: its own mount namespace, and a
-        rehearsal of becoming a branch on stand-in channels. Every page that path writes is
-        copied (copy-on-write) now, not while a caller waits for the branch."""
-        self._mount_branch_workdir()
-        stand_in_sock, sock_end = socket.socketpair()
-        out_read, out_write = os.pipe()
-        err_read, err_write = os.pipe()
-        install_channels([sock_end.detach(), out_write, err_write])
-        self.attach()
-        self.sock.detach()
-        for fd in (self.out_fd, self.err_fd, out_read, err_read):
-            os.close(fd)
-        stand_in_sock.close()
-        os.environ["FAAS_SDK_SANDBOX_ID"] = "parked"
-        _faas_branch.reseed(None)
-        os.chdir(self.branch_layout[0])
-
     def _mount_branch_workdir(self) -> None:
         """This child's own copy-on-write view of the workdir, at the workdir's path."""
         workdir, layer = self.branch_layout
-        _faas_branch.prepare_branch_namespace()
         _faas_branch.mount_private_workdir(workdir, layer, self.fork_server.private_dir(os.getpid()))
-        self.branch_mounted = True
 
     def _template_child(self, request, template_pid: int) -> None:
         # Run on from here rather than unwinding to serve(): unwinding touches (and so copies)
@@ -321,8 +299,7 @@ class Kernel:
             os._exit(70)
         sock = socket.socket(fileno=3)
         try:
-            if not self.branch_mounted:  # not prepared while parked: do it now
-                self._mount_branch_workdir()
+            self._mount_branch_workdir()
             os.chdir(request.workdir)
             _faas_branch.reopen_regular_files(keep={0, 1, 2, 3})
             apply_environment(request)
