@@ -722,8 +722,10 @@ class LoadReport:
         else:
             ax_cpu.text(0.5, 0.5, "no resource samples", ha="center", transform=ax_cpu.transAxes)
         ax_cpu.grid(True, alpha=0.3)
-        from matplotlib.ticker import FuncFormatter, NullFormatter, NullLocator
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
         for ax in (ax_lat, ax_dist):
+            # Latencies often span less than a decade: label 1-2-5 steps, not only powers of 10.
+            ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
             ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
             ax.yaxis.set_minor_formatter(NullFormatter())
         ax_dist.xaxis.set_minor_locator(NullLocator())
