@@ -171,6 +171,8 @@ class ExecutionPlatform:
             raise ValueError("snapshot_end=True needs keep=True")
         if max_parallel is not None and max_parallel < 1:
             raise ValueError("max_parallel must be >= 1")
+        if seed is not None and seed < 0:
+            raise ValueError("seed must be >= 0")
         sources = [encode_code(c) for c in codes]
         t = check_timeout(timeout if timeout is not None else self._default_timeout)
         raw_items = core.explore(base_snapshot._core, sources, max_parallel or max(1, len(sources)), t, seed)
@@ -178,7 +180,8 @@ class ExecutionPlatform:
         for raw_sandbox, raw, error in raw_items:
             sandbox = None
             if raw_sandbox is not None:
-                sandbox = Sandbox(raw_sandbox, base_snapshot._mode, self._default_timeout, origin=base_snapshot)
+                sandbox = Sandbox(raw_sandbox, base_snapshot._mode, base_snapshot._default_timeout,
+                                  origin=base_snapshot)
                 self._adopt(sandbox)
             if raw is None:
                 results.append(BranchResult(

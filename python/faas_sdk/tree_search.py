@@ -74,8 +74,10 @@ def explore_tree(platform: "ExecutionPlatform", root: "Snapshot",
     for level in range(1, depth + 1):
         children: list[TreeNode] = []
         for node in beam:
+            if node.snapshot is None:
+                continue
             codes = list(expand(node))
-            if not codes or node.snapshot is None:
+            if not codes:
                 continue
             expanded += 1
             results = platform.explore_parallel(codes, node.snapshot, max_parallel=max_parallel,
@@ -94,7 +96,8 @@ def explore_tree(platform: "ExecutionPlatform", root: "Snapshot",
         top = children[0]
         if top.score > best.score:
             best = top
-        beam = children[:beam_width]
+        # Only states that can be expanded (their end snapshot exists) compete for the beam.
+        beam = [child for child in children if child.snapshot is not None][:beam_width]
         # Release every snapshot that is neither in the new beam nor the best so far.
         keep = set(map(id, beam)) | {id(best)}
         for node in _all_below(root_node):
