@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.stamps
 # Python files are served from the source tree by the editable install; only native sources need a rebuild.
-SOURCES := $(shell find src -type f \( -name '*.cpp' -o -name '*.hpp' \) 2>/dev/null) CMakeLists.txt pyproject.toml
+SOURCES := $(shell find src -type f \( -name '*.cpp' -o -name '*.hpp' -o -name '*.c' \) 2>/dev/null) CMakeLists.txt pyproject.toml
 
 .PHONY: all setup demo test bench clean
 all: setup

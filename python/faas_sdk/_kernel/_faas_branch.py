@@ -38,6 +38,10 @@ def prepare_template_namespace() -> None:
         pass
 
 
+def template_namespace_ready() -> bool:
+    return _template_namespace_ready
+
+
 def _enter_mount_namespace() -> None:
     if _template_namespace_ready:
         # Already private (and privileged within our user namespace): a plain copy will do.

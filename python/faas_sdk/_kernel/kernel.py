@@ -45,6 +45,7 @@ SINGLE_THREAD_DEFAULTS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_TH
 KERNEL_FILES = {__file__, _faas_branch.__file__, _faas_fork_server.__file__}
 
 _libc = ctypes.CDLL(None, use_errno=True)
+_faas_native = None  # set by main() when the native helper loads
 
 
 class CellCompiler:
@@ -290,6 +291,9 @@ class Kernel:
 
     def become_branch(self, request) -> None:
         """In a child of a template: a live kernel again, with the snapshot's state."""
+        if _faas_native is not None and _faas_branch.template_namespace_ready():
+            self._become_branch_natively(request)
+            return
         try:
             os.setsid()  # its own process group, like every sandbox: close() kills the group
             template_ctrl = self.template_ctrl.detach()
@@ -302,6 +306,29 @@ class Kernel:
             self._mount_branch_workdir()
             os.chdir(request.workdir)
             _faas_branch.reopen_regular_files(keep={0, 1, 2, 3})
+            apply_environment(request)
+            _faas_branch.reseed(request.seed)
+            sock.detach()
+            self.attach()
+        except BaseException as exc:
+            fatal(sock, exc)
+
+
+    def _become_branch_natively(self, request) -> None:
+        """The same steps, but session, channels, mount and file reopening in C (_faas_native):
+        they then copy almost none of the heap shared with the template."""
+        workdir, layer = self.branch_layout
+        try:
+            sock_fd, out_fd, err_fd = request.fds
+            _faas_native.enter_branch(sock_fd, out_fd, err_fd, self.template_ctrl.detach(), workdir, layer,
+                                      self.fork_server.private_dir(os.getpid()))
+            sock = socket.socket(fileno=3)
+        except BaseException as exc:
+            try:  # the channels may be in place already: then say why
+                fatal(socket.socket(fileno=3), exc)
+            finally:
+                os._exit(70)
+        try:
             apply_environment(request)
             _faas_branch.reseed(request.seed)
             sock.detach()
@@ -405,10 +432,26 @@ def zygote_child(request, zygote_pid: int) -> None:
         os._exit(0)
 
 
+def load_native(directory: str):
+    """_faas_native from the engine's build directory, or None (e.g. another Python version:
+    the pure-Python steps then do the same work, only slower)."""
+    sys.path.insert(0, directory)
+    try:
+        import _faas_native
+        return _faas_native
+    except ImportError:
+        return None
+    finally:
+        sys.path.remove(directory)
+
+
 def main() -> None:
+    global _faas_native
     if len(sys.argv) < 3 or sys.argv[1] != "zygote":
-        sys.stderr.write("usage: kernel.py zygote <cwd>\n")
+        sys.stderr.write("usage: kernel.py zygote <cwd> [native module directory]\n")
         sys.exit(2)
+    if len(sys.argv) > 3:
+        _faas_native = load_native(sys.argv[3])
     os.chdir(sys.argv[2])
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the broker
     # Numeric libraries start worker-thread pools at import, and a kernel with threads cannot be

@@ -114,7 +114,8 @@ std::shared_ptr<sandbox::Zygote> Engine::zygote_for(const std::string& python) {
     if (it != zygotes_.end() && it->second->alive()) {
       zygote = it->second;
     } else {
-      zygote = std::make_shared<sandbox::Zygote>(reactor_, python, config_.kernel_script, temp_root_);
+      std::string native_dir = config_.broker_path.substr(0, config_.broker_path.rfind('/'));
+      zygote = std::make_shared<sandbox::Zygote>(reactor_, python, config_.kernel_script, temp_root_, native_dir);
       zygotes_[python] = zygote;
       zygote->start(broker_);
     }

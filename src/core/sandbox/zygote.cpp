@@ -44,8 +44,10 @@ std::vector<std::string> Zygote::zygote_environment() {
   return env;
 }
 
-Zygote::Zygote(engine::Reactor& reactor, std::string python, std::string kernel_script, std::string cwd)
+Zygote::Zygote(engine::Reactor& reactor, std::string python, std::string kernel_script, std::string cwd,
+               std::string native_dir)
     : reactor_(reactor), python_(std::move(python)), kernel_script_(std::move(kernel_script)), cwd_(std::move(cwd)),
+      native_dir_(std::move(native_dir)),
       label_("the zygote for " + python_) {}
 
 Zygote::~Zygote() { shutdown(); }
@@ -68,7 +70,9 @@ void Zygote::start(BrokerClient& broker) {
     });
   }
   // -u: unbuffered stdio, so output interleaves in order with os.write() and child processes.
-  std::vector<std::string> argv = {python_, "-u", kernel_script_, "zygote", cwd_};
+  // The native helper (_faas_native) sits next to the broker; the kernel loads it if it can.
+  std::string native_dir = native_dir_;
+  std::vector<std::string> argv = {python_, "-u", kernel_script_, "zygote", cwd_, native_dir};
   std::vector<std::string> env = zygote_environment();
   std::weak_ptr<Zygote> weak = weak_from_this();
   std::string python = python_;

@@ -27,7 +27,8 @@ class Sandbox;
 
 class Zygote : public std::enable_shared_from_this<Zygote> {
  public:
-  Zygote(engine::Reactor& reactor, std::string python, std::string kernel_script, std::string cwd);
+  Zygote(engine::Reactor& reactor, std::string python, std::string kernel_script, std::string cwd,
+         std::string native_dir = {});
   ~Zygote();
   // A snapshot template: already running, reached through `control`.
   static std::shared_ptr<Zygote> adopt(engine::Reactor& reactor, std::string label, pid_t pid, UniqueFd control,
@@ -54,6 +55,7 @@ class Zygote : public std::enable_shared_from_this<Zygote> {
   const std::string python_;
   const std::string kernel_script_;
   const std::string cwd_;
+  const std::string native_dir_;  // where _faas_native is (the kernel's optional C helper)
   std::string label_;  // names it in errors: "the zygote for X", "the template of snapshot Y"
 
   std::mutex mu_;
