@@ -152,3 +152,23 @@ def test_symlinks_and_new_files_in_branches_survive_snapshots(platform):
     second.release()
     first.release()
     sandbox.close()
+
+
+def test_branches_work_without_the_native_helper():
+    """The pure-Python branch steps (used under another Python version) give the same state."""
+    import subprocess
+    import sys
+    script = (
+        "from faas_sdk import ExecutionPlatform\n"
+        "with ExecutionPlatform() as p:\n"
+        "    sb = p.create_sandbox()\n"
+        "    sb.run(\"import sys\\nv = 1\\nopen('f', 'w').write('base')\\nh = open('f')\")\n"
+        "    snap = sb.snapshot()\n"
+        "    a, b = snap.branch(), snap.branch()\n"
+        "    a.run(\"v = 2\\nopen('f', 'w').write('a')\")\n"
+        "    print(b.run(\"v, open('f').read(), h.read(), '_faas_native' in sys.modules\").value)\n"
+        "    snap.release()\n")
+    env = dict(os.environ, FAAS_SDK_NATIVE="0")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "(1, 'base', 'base', False)"

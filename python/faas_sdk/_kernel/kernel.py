@@ -450,7 +450,7 @@ def main() -> None:
     if len(sys.argv) < 3 or sys.argv[1] != "zygote":
         sys.stderr.write("usage: kernel.py zygote <cwd> [native module directory]\n")
         sys.exit(2)
-    if len(sys.argv) > 3:
+    if len(sys.argv) > 3 and sys.argv[3]:
         _faas_native = load_native(sys.argv[3])
     os.chdir(sys.argv[2])
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the broker

@@ -71,7 +71,9 @@ void Zygote::start(BrokerClient& broker) {
   }
   // -u: unbuffered stdio, so output interleaves in order with os.write() and child processes.
   // The native helper (_faas_native) sits next to the broker; the kernel loads it if it can.
-  std::string native_dir = native_dir_;
+  // FAAS_SDK_NATIVE=0 in the host keeps kernels on their pure-Python steps.
+  const char* native = ::getenv("FAAS_SDK_NATIVE");
+  std::string native_dir = native && std::string(native) == "0" ? "" : native_dir_;
   std::vector<std::string> argv = {python_, "-u", kernel_script_, "zygote", cwd_, native_dir};
   std::vector<std::string> env = zygote_environment();
   std::weak_ptr<Zygote> weak = weak_from_this();
