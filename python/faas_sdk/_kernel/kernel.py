@@ -306,13 +306,9 @@ class Kernel:
             self._mount_branch_workdir()
             os.chdir(request.workdir)
             _faas_branch.reopen_regular_files(keep={0, 1, 2, 3})
-            apply_environment(request)
-            _faas_branch.reseed(request.seed)
-            sock.detach()
-            self.attach()
         except BaseException as exc:
             fatal(sock, exc)
-
+        self._finish_branch(sock, request)
 
     def _become_branch_natively(self, request) -> None:
         """The same steps, but session, channels, mount and file reopening in C (_faas_native):
@@ -328,6 +324,11 @@ class Kernel:
                 fatal(socket.socket(fileno=3), exc)
             finally:
                 os._exit(70)
+        self._finish_branch(sock, request)
+
+    def _finish_branch(self, sock: socket.socket, request) -> None:
+        """Both paths end here: its environment, fresh randomness, then the kernel loop's own
+        view of the channels (serve() then says READY)."""
         try:
             apply_environment(request)
             _faas_branch.reseed(request.seed)
