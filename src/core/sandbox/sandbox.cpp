@@ -32,7 +32,9 @@ constexpr size_t kMaxReadPerEvent = 1 << 20;     // fairness between sandboxes
 constexpr size_t kMaxDrainAfterExit = 16u << 20;  // a grandchild may keep the pipe busy
 constexpr auto kMarkerGrace = std::chrono::seconds(2);
 constexpr auto kSpinBeforeBlock = std::chrono::microseconds(50);
-constexpr auto kExitStatusGrace = std::chrono::milliseconds(30);
+// Waiting only matters when no status ever comes (the parent zygote or template died): a status
+// that arrives finalizes at once. Generous, because a busy zygote can be slow to report.
+constexpr auto kExitStatusGrace = std::chrono::milliseconds(500);
 constexpr const char* kExitedReason = "the sandbox process exited";
 
 std::string random_token() {
@@ -675,9 +677,10 @@ void Sandbox::on_process_exit() {
   exited_ = true;
   host_.reactor().unwatch(pidfd_token_, pidfd_.get());
   pidfd_token_ = 0;
-  if (current_ && !exit_status_) {
-    // The zygote reports the wait status a moment later; wait briefly so the result can say
-    // how the process died.
+  if (!exit_status_ && (current_ || state_ != State::kDead)) {
+    // The zygote reports the wait status a moment later; wait for it (briefly) so the result,
+    // or the death reason, can say how the process died. Not needed when the engine killed
+    // an idle sandbox itself: it knows why.
     std::weak_ptr<Sandbox> weak = weak_from_this();
     exit_grace_timer_ = host_.reactor().add_timer(Clock::now() + kExitStatusGrace, [weak] {
       auto self = weak.lock();
