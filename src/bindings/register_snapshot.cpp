@@ -131,7 +131,6 @@ void register_snapshot(py::module_& m) {
       },
       "Live processes of the engine, for memory accounting.");
 
-  m.def("live_snapshot_count", [] { return Engine::running() ? Engine::instance().live_snapshots().size() : 0; });
   m.def("live_branch_count", [] { return Engine::running() ? Engine::instance().live_branch_count() : 0; });
 }
 

@@ -18,7 +18,6 @@ struct SandboxSpec {
   double interrupt_grace_s = 0.2;  // SIGINT -> SIGKILL on timeout or host Ctrl-C
   std::optional<uint64_t> seed;  // branches only: deterministic randomness
 
-  bool is_default() const { return workdir.empty() && env.empty() && rlimits.empty(); }
 };
 
 }  // namespace faas::sandbox
