@@ -8,6 +8,7 @@ import os
 import tempfile
 
 from . import _core
+from ._isolation import readonly_paths
 
 __all__ = ["core", "ensure_configured"]
 
@@ -22,8 +23,11 @@ def ensure_configured() -> None:
     if _configured:
         return
     kernel = os.path.join(_PACKAGE_DIR, "_kernel", "kernel.py")
-    broker = os.path.join(os.path.dirname(os.path.abspath(_core.__file__)), "faas-broker")
-    _core.configure(kernel_script=kernel, broker_path=broker, temp_parent=tempfile.gettempdir())
+    native_dir = os.path.dirname(os.path.abspath(_core.__file__))
+    _core.configure(kernel_script=kernel, broker_path=os.path.join(native_dir, "faas-broker"),
+                    temp_parent=tempfile.gettempdir(),
+                    isolate_path=os.path.join(native_dir, "faas-isolate"),
+                    isolation_readonly_paths=readonly_paths(os.path.dirname(kernel)))
     _core.set_log_level(logging.getLogger("faas_sdk").getEffectiveLevel())
     _configured = True
 

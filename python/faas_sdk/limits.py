@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import resource
 from typing import Optional
 
@@ -23,7 +24,8 @@ class Limits:
     output_bytes     stdout+stderr kept per execution; the rest is dropped and flagged
     file_size_bytes  largest file the sandbox may write (RLIMIT_FSIZE)
     open_files       descriptors the sandbox may hold (RLIMIT_NOFILE)
-    pids             process count; needs cgroups (CONTAINER mode), refused in LOCAL
+    pids             processes and threads at once (RLIMIT_NPROC on the sandbox's own uid);
+                     SECURE mode on a root host only, refused elsewhere
     """
 
     timeout: Optional[float] = None
@@ -40,13 +42,19 @@ class Limits:
             if value is not None and value <= 0:
                 raise ValueError(f"Limits.{field.name} must be positive, got {value!r}")
 
-    def rlimits(self) -> list[tuple[int, int]]:
-        """The setrlimit() calls that enforce these limits in a LOCAL sandbox."""
+    def rlimits(self, mode=None) -> list[tuple[int, int]]:
+        """The setrlimit() calls that enforce these limits in a sandbox of `mode`."""
+        from .modes import Mode
+        pairs = []
         if self.pids is not None:
-            raise ModeNotAvailable(
-                "Limits.pids needs a pids cgroup (CONTAINER mode); LOCAL mode cannot enforce it "
-                "(RLIMIT_NPROC counts every process of the user and does not bind root)")
-        pairs = [
+            # RLIMIT_NPROC counts every process of a uid: it is a per-sandbox limit only where
+            # each sandbox has a uid of its own (SECURE on a root host).
+            if mode is not Mode.SECURE or os.geteuid() != 0:
+                raise ModeNotAvailable(
+                    "Limits.pids needs a uid per sandbox (SECURE mode, host running as root); "
+                    "elsewhere RLIMIT_NPROC would count other processes of the same user")
+            pairs.append((resource.RLIMIT_NPROC, self.pids))
+        pairs += [
             (resource.RLIMIT_AS, self.memory_bytes),
             (resource.RLIMIT_CPU, self.cpu_seconds),
             (resource.RLIMIT_FSIZE, self.file_size_bytes),

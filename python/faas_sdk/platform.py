@@ -13,7 +13,8 @@ from ._code import Code, check_timeout, encode_code
 from ._engine import core, ensure_configured
 from .errors import FaasError, ModeNotAvailable
 from .limits import DEFAULT_OUTPUT_BYTES, Limits
-from .modes import AVAILABLE_MODES, Mode
+from ._isolation import secure_unavailable_reason
+from .modes import AVAILABLE_MODES, ISOLATION_PROFILE, Mode
 from .results import BranchResult, ErrorInfo, ExecutionResult
 from .sandbox import Sandbox
 from .snapshot import Snapshot
@@ -68,17 +69,19 @@ class ExecutionPlatform:
                              "checkpoint one and snapshot.branch() to branch one, or execute(mode=...)")
         limits = limits or Limits()
         interpreter = os.path.abspath(python) if python else self._python
+        isolation = ISOLATION_PROFILE.get(mode, "")
         default_options = workdir is None and not env and limits.is_default and interpreter == self._python
         if default_options:
-            raw = core.take_warm_sandbox(interpreter)
+            raw = core.take_warm_sandbox(interpreter, isolation)
         else:
             raw = core.create_sandbox(
                 python=interpreter,
                 workdir=os.path.abspath(workdir) if workdir else "",
                 env=[(str(k), str(v)) for k, v in (env or {}).items()],
-                rlimits=limits.rlimits(),
+                rlimits=limits.rlimits(mode),
                 output_limit=limits.output_bytes,
                 interrupt_grace=DEFAULT_INTERRUPT_GRACE,
+                isolation=isolation,
             )
         sandbox = Sandbox(raw, mode, limits.timeout if limits.timeout is not None else self._default_timeout)
         self._adopt(sandbox)
@@ -142,7 +145,7 @@ class ExecutionPlatform:
             return core.branch(base_snapshot._core, None)
         if base_snapshot is not None:
             raise ValueError(f"base_snapshot= only goes with Mode.BRANCHED, not {mode.name}")
-        return core.take_warm_sandbox(self._python)
+        return core.take_warm_sandbox(self._python, ISOLATION_PROFILE.get(mode, ""))
 
     def _one_shot_result(self, raw: dict, raw_sandbox, mode: Mode) -> ExecutionResult:
         """The result, with the end state frozen in CHECKPOINTED mode. If that snapshot fails
@@ -289,4 +292,6 @@ def _check_mode(mode: Mode) -> None:
         raise TypeError(f"mode must be a faas_sdk.Mode, not {type(mode).__name__}")
     if mode not in AVAILABLE_MODES:
         available = ", ".join(sorted(m.name for m in AVAILABLE_MODES))
-        raise ModeNotAvailable(f"mode {mode.name} is not implemented yet in this build (available: {available})")
+        reason = secure_unavailable_reason() if mode is Mode.SECURE else None
+        raise ModeNotAvailable(reason or f"mode {mode.name} is not implemented yet in this build "
+                                         f"(available: {available})")

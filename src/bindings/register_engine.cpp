@@ -56,17 +56,22 @@ Engine& engine_with_forwarder() {
 void register_engine(py::module_& m) {
   m.def(
       "configure",
-      [](std::string kernel_script, std::string broker_path, std::string temp_parent) {
-        Engine::configure({std::move(kernel_script), std::move(broker_path), std::move(temp_parent)});
+      [](std::string kernel_script, std::string broker_path, std::string temp_parent, std::string isolate_path,
+         std::vector<std::string> isolation_readonly_paths) {
+        Engine::configure({std::move(kernel_script), std::move(broker_path), std::move(temp_parent),
+                           std::move(isolate_path), std::move(isolation_readonly_paths)});
       },
-      py::arg("kernel_script"), py::arg("broker_path"), py::arg("temp_parent"));
+      py::arg("kernel_script"), py::arg("broker_path"), py::arg("temp_parent"), py::arg("isolate_path") = "",
+      py::arg("isolation_readonly_paths") = std::vector<std::string>{});
 
   m.def(
       "create_sandbox",
       [](std::string python, std::string workdir, std::vector<std::pair<std::string, std::string>> env,
-         std::vector<std::pair<int, uint64_t>> rlimits, size_t output_limit, double interrupt_grace) {
+         std::vector<std::pair<int, uint64_t>> rlimits, size_t output_limit, double interrupt_grace,
+         std::string isolation) {
         sandbox::SandboxSpec spec;
         spec.python = std::move(python);
+        spec.isolation = std::move(isolation);
         spec.workdir = std::move(workdir);
         spec.env = std::move(env);
         spec.rlimits = std::move(rlimits);
@@ -77,25 +82,25 @@ void register_engine(py::module_& m) {
         return engine.create_sandbox(std::move(spec), true);
       },
       py::arg("python"), py::arg("workdir"), py::arg("env"), py::arg("rlimits"), py::arg("output_limit"),
-      py::arg("interrupt_grace"));
+      py::arg("interrupt_grace"), py::arg("isolation") = "");
 
   m.def(
       "take_warm_sandbox",
-      [](std::string python) {
+      [](std::string python, std::string isolation) {
         Engine& engine = engine_with_forwarder();
         py::gil_scoped_release release;
-        return engine.take_warm(python);
+        return engine.take_warm(python, isolation);
       },
-      py::arg("python"), "A ready sandbox with default options from the warm pool.");
+      py::arg("python"), py::arg("isolation") = "", "A ready sandbox with default options from the warm pool.");
 
   m.def(
       "prewarm",
-      [](std::string python, size_t pool_size) {
+      [](std::string python, size_t pool_size, std::string isolation) {
         Engine& engine = engine_with_forwarder();
         engine.set_pool_size(pool_size);
-        engine.prewarm(python);
+        engine.prewarm(python, isolation);
       },
-      py::arg("python"), py::arg("pool_size"));
+      py::arg("python"), py::arg("pool_size"), py::arg("isolation") = "");
 
   m.def(
       "wait_disposals", [] {

@@ -1,8 +1,8 @@
 // faas_sdk._kernel native helper (_faas_native): the steps that turn a freshly forked child of
 // a snapshot template into a branch, done in C. In Python each step touches (and so copies,
 // copy-on-write) many objects of the heap shared with the template; here they touch almost
-// nothing, which keeps a branch small and quick to start. Plain CPython API, no dependencies:
-// the sandbox must never load the engine.
+// nothing, which keeps a branch small and quick to start. Plain CPython API and the isolation
+// steps (confinement.cpp); nothing of the engine, which a sandbox must never load.
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -116,15 +116,34 @@ static PyObject* enter_branch(PyObject* self, PyObject* args) {
   Py_RETURN_NONE;
 }
 
+// confinement.cpp: the sandbox half of the isolation pipeline.
+PyObject* faas_native_prepare_confinement(PyObject* self, PyObject* args);
+PyObject* faas_native_confine(PyObject* self, PyObject* args);
+int faas_native_add_isolation_error(PyObject* module);
+
 static PyMethodDef methods[] = {
     {"enter_branch", enter_branch, METH_VARARGS,
      "enter_branch(sock, out, err, template_ctrl, workdir, lower, own_dir): in a child forked by a "
      "snapshot template (whose mount namespace is private and privileged), become a branch: own "
      "session, channels on fds 1-3, own mount namespace with an overlay at the workdir, cwd there, "
      "inherited regular files reopened."},
+    {"prepare_confinement", faas_native_prepare_confinement, METH_VARARGS,
+     "prepare_confinement(readable_paths): in an isolated zygote, compile the seccomp filter once "
+     "and remember what its sandboxes may read."},
+    {"confine", faas_native_confine, METH_VARARGS,
+     "confine(workdir, switch_uid) -> uid: in a kernel just forked by an isolated zygote, confine "
+     "it (private mounts, no capabilities, unprivileged uid, Landlock, seccomp). Raises "
+     "IsolationError naming the failed step."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_faas_native",
                                     "Native steps of the sandbox kernel (branch set-up).", -1, methods};
 
-PyMODINIT_FUNC PyInit__faas_native(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__faas_native(void) {
+  PyObject* m = PyModule_Create(&module);
+  if (m && faas_native_add_isolation_error(m) < 0) {
+    Py_DECREF(m);
+    return NULL;
+  }
+  return m;
+}

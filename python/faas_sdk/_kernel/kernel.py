@@ -46,6 +46,10 @@ KERNEL_FILES = {__file__, _faas_branch.__file__, _faas_fork_server.__file__}
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _faas_native = None  # set by main() when the native helper loads
+# Set by main() in a zygote started by faas-isolate: "uid" (each sandbox gets a uid of its own)
+# or "keep" (inside a user namespace); None for an unisolated (LOCAL) zygote.
+_confine = None
+ISOLATION_FAILED = 121  # exit status of a zygote that cannot isolate (as faas-isolate's)
 
 
 class CellCompiler:
@@ -421,6 +425,12 @@ def zygote_child(request, zygote_pid: int) -> None:
     except BaseException:
         os._exit(70)
     try:
+        if _confine is not None:
+            _faas_native.confine(request.workdir, _confine == "uid")
+            # A change of uid clears the parent-death signal: set it again.
+            _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() != zygote_pid:
+                os._exit(0)
         os.chdir(request.workdir)
         apply_environment(request)
         sock.detach()
@@ -446,6 +456,25 @@ def load_native(directory: str):
         sys.path.remove(directory)
 
 
+def prepare_isolation() -> None:
+    """In a zygote that faas-isolate started: compile the confinement its kernels apply."""
+    global _confine
+    confine = os.environ.pop("FAAS_SDK_CONFINE", None)
+    readable = os.environ.pop("FAAS_SDK_CONFINE_PATHS", "").split("\n")
+    if confine is None:
+        return
+    if _faas_native is None:
+        sys.stderr.write("IsolationError: the native helper _faas_native did not load; isolated "
+                         "sandboxes cannot be confined without it\n")
+        os._exit(ISOLATION_FAILED)
+    try:
+        _faas_native.prepare_confinement([path for path in readable if path])
+    except Exception as exc:
+        sys.stderr.write(f"IsolationError: {exc}\n")
+        os._exit(ISOLATION_FAILED)
+    _confine = confine
+
+
 def main() -> None:
     global _faas_native
     if len(sys.argv) < 3 or sys.argv[1] != "zygote":
@@ -453,6 +482,7 @@ def main() -> None:
         sys.exit(2)
     if len(sys.argv) > 3 and sys.argv[3]:
         _faas_native = load_native(sys.argv[3])
+    prepare_isolation()
     os.chdir(sys.argv[2])
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the broker
     # Numeric libraries start worker-thread pools at import, and a kernel with threads cannot be

@@ -28,6 +28,8 @@ struct EngineConfig {
   std::string kernel_script;  // python/faas_sdk/_kernel/kernel.py
   std::string broker_path;    // the faas-broker executable
   std::string temp_parent;    // where the engine's private temporary root is made
+  std::string isolate_path;   // the faas-isolate executable (isolated profiles)
+  std::vector<std::string> isolation_readonly_paths;  // what an isolated interpreter may read
 };
 
 class Engine final : public sandbox::SandboxHost {
@@ -39,10 +41,10 @@ class Engine final : public sandbox::SandboxHost {
 
   std::shared_ptr<sandbox::Sandbox> create_sandbox(sandbox::SandboxSpec spec, bool wait_ready);
   // A ready sandbox with default options from the warm pool (or a new one if it is empty).
-  std::shared_ptr<sandbox::Sandbox> take_warm(const std::string& python);
+  std::shared_ptr<sandbox::Sandbox> take_warm(const std::string& python, const std::string& isolation);
   void set_pool_size(size_t size);
-  // Starts the zygote for `python` and fills its pool in the background.
-  void prewarm(const std::string& python);
+  // Starts the zygote for `python` and `isolation` and fills its pool in the background.
+  void prewarm(const std::string& python, const std::string& isolation);
   // Freezes `sandbox` (idle, single-threaded) into a snapshot: memory by fork, files by copy.
   std::shared_ptr<snapshot::Snapshot> snapshot(const std::shared_ptr<sandbox::Sandbox>& sandbox);
   // A new live sandbox with the snapshot's exact state. With wait_ready=false the fork is
@@ -66,8 +68,9 @@ class Engine final : public sandbox::SandboxHost {
  private:
   explicit Engine(EngineConfig config);
   void shutdown();
-  std::shared_ptr<sandbox::Zygote> zygote_for(const std::string& python);
-  void refill_pool(const std::string& python);
+  std::shared_ptr<sandbox::Zygote> zygote_for(const std::string& python, const std::string& isolation);
+  void refill_pool(const std::string& python, const std::string& isolation);
+  sandbox::IsolationLaunch isolation_launch(const std::string& isolation) const;
   // Registers `sb`, creates its channels and asks `server` (a zygote or a template) to fork it.
   void start_from(sandbox::Zygote& server, const std::shared_ptr<sandbox::Sandbox>& sb);
   // Runs fn off the caller's and the reactor's threads: in the TBB arena, or on a plain

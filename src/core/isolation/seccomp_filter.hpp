@@ -1,10 +1,24 @@
-// Loads the SECURE seccomp policy (seccomp_policy.cpp) into the calling process.
+// Step "seccomp": the SECURE policy (seccomp_policy.cpp), compiled by libseccomp to a BPF
+// program once (in the zygote), then loaded by each sandbox with one prctl.
 #pragma once
+
+#include <linux/filter.h>
+
+#include <vector>
+
+#include "core/isolation/step_failure.hpp"
 
 namespace faas::isolation {
 
-// Sets no_new_privs and loads the filter. Returns 0 or an errno. Meant for a single-threaded
-// process about to exec or become a sandbox (it allocates: not for a child of a threaded one).
+using SeccompProgram = std::vector<sock_filter>;
+
+// Fills `program`; returns 0 or an errno.
+int compile_seccomp_policy(SeccompProgram& program);
+
+// The caller must have no_new_privs set (drop_privileges does).
+StepResult load_seccomp_program(const SeccompProgram& program);
+
+// Both, plus no_new_privs: for a process that only needs the filter (faas-try-syscall).
 int apply_seccomp_policy();
 
 }  // namespace faas::isolation

@@ -162,7 +162,9 @@ bool Sandbox::wait_ready(std::chrono::milliseconds timeout) {
   // means both, so pid() is known.
   auto ready = [&] { return state_ == State::kDead || (state_ != State::kStarting && pid_ > 0); };
   cv_.wait_for(lock, timeout, ready);
-  if (state_ == State::kDead) throw Error(ErrorKind::kSandboxDead, "sandbox " + id_ + " failed to start: " + death_reason_);
+  if (state_ == State::kDead)
+    throw Error(start_failure_kind(death_reason_, ErrorKind::kSandboxDead),
+                "sandbox " + id_ + " failed to start: " + death_reason_);
   return ready();
 }
 

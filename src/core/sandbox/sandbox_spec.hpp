@@ -10,7 +10,8 @@
 namespace faas::sandbox {
 
 struct SandboxSpec {
-  std::string python;   // interpreter; one zygote per interpreter
+  std::string python;     // interpreter; one zygote per interpreter and isolation profile
+  std::string isolation;  // "" (LOCAL) or "secure"
   std::string workdir;  // empty: the engine creates (and later removes) a private one
   std::vector<std::pair<std::string, std::string>> env;  // added to the inherited environment
   std::vector<std::pair<int, uint64_t>> rlimits;         // RLIMIT_* -> value (soft = hard)

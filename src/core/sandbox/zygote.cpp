@@ -44,6 +44,28 @@ std::vector<std::string> Zygote::zygote_environment() {
   return env;
 }
 
+// An isolated zygote gets a clean, explicit environment: nothing of the host's leaks in.
+std::vector<std::string> Zygote::isolated_environment() {
+  std::vector<std::string> env = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "TMPDIR=/tmp", "LANG=C.UTF-8",
+                                  "PYTHONDONTWRITEBYTECODE=1"};
+  for (const std::string& entry : zygote_environment())
+    if (entry.rfind("GLIBC_TUNABLES=", 0) == 0) env.push_back(entry);
+  return env;
+}
+
+std::vector<std::string> Zygote::command_line(const std::string& native_dir) const {
+  // -u: unbuffered stdio, so output interleaves in order with os.write() and child processes.
+  std::vector<std::string> kernel = {python_, "-u", kernel_script_, "zygote", cwd_, native_dir};
+  if (!isolation_) return kernel;
+  std::vector<std::string> argv = {isolation_->isolate_path};
+  if (::geteuid() != 0) argv.emplace_back("--user-namespace");
+  for (const auto& path : isolation_->readonly_paths) argv.insert(argv.end(), {"--ro", path});
+  for (const auto& path : isolation_->writable_paths) argv.insert(argv.end(), {"--rw", path});
+  argv.emplace_back("--");
+  argv.insert(argv.end(), kernel.begin(), kernel.end());
+  return argv;
+}
+
 Zygote::Zygote(engine::Reactor& reactor, std::string python, std::string kernel_script, std::string cwd,
                std::string native_dir)
     : reactor_(reactor), python_(std::move(python)), kernel_script_(std::move(kernel_script)), cwd_(std::move(cwd)),
@@ -69,13 +91,13 @@ void Zygote::start(BrokerClient& broker) {
       if (auto self = weak.lock()) self->on_stderr_readable();
     });
   }
-  // -u: unbuffered stdio, so output interleaves in order with os.write() and child processes.
   // The native helper (_faas_native) sits next to the broker; the kernel loads it if it can.
-  // FAAS_SDK_NATIVE=0 in the host keeps kernels on their pure-Python steps.
+  // FAAS_SDK_NATIVE=0 in the host keeps kernels on their pure-Python steps (LOCAL only:
+  // isolation needs it).
   const char* native = ::getenv("FAAS_SDK_NATIVE");
-  std::string native_dir = native && std::string(native) == "0" ? "" : native_dir_;
-  std::vector<std::string> argv = {python_, "-u", kernel_script_, "zygote", cwd_, native_dir};
-  std::vector<std::string> env = zygote_environment();
+  std::string native_dir = native && std::string(native) == "0" && !isolation_ ? "" : native_dir_;
+  std::vector<std::string> argv = command_line(native_dir);
+  std::vector<std::string> env = isolation_ ? isolated_environment() : zygote_environment();
   std::weak_ptr<Zygote> weak = weak_from_this();
   std::string python = python_;
   broker.spawn(argv, env, {devnull.get(), devnull.get(), err_write.get(), theirs.get()},
@@ -116,7 +138,7 @@ pid_t Zygote::pid() {
 bool Zygote::wait_ready(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
   cv_.wait_for(lock, timeout, [&] { return state_ != State::kStarting; });
-  if (state_ == State::kDead) throw Error(ErrorKind::kFaas, error_);
+  if (state_ == State::kDead) throw Error(start_failure_kind(error_, ErrorKind::kFaas), error_);
   return state_ == State::kReady;
 }
 

@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -25,6 +26,13 @@ namespace faas::sandbox {
 class BrokerClient;
 class Sandbox;
 
+// How to start an isolated zygote: through faas-isolate (src/tools/isolate_main.cpp).
+struct IsolationLaunch {
+  std::string isolate_path;
+  std::vector<std::string> readonly_paths;
+  std::vector<std::string> writable_paths;
+};
+
 class Zygote : public std::enable_shared_from_this<Zygote> {
  public:
   Zygote(engine::Reactor& reactor, std::string python, std::string kernel_script, std::string cwd,
@@ -35,6 +43,8 @@ class Zygote : public std::enable_shared_from_this<Zygote> {
                                        UniqueFd pidfd);
 
   const std::string& python() const { return python_; }
+  // Before start(): run the interpreter inside an isolated root (an isolated profile's zygote).
+  void isolate(IsolationLaunch launch) { isolation_ = std::move(launch); }
   pid_t pid();
   void start(BrokerClient& broker);
   // Waits for READY; throws Error when the zygote could not start. False on timeout.
@@ -47,6 +57,8 @@ class Zygote : public std::enable_shared_from_this<Zygote> {
 
  private:
   static std::vector<std::string> zygote_environment();
+  static std::vector<std::string> isolated_environment();
+  std::vector<std::string> command_line(const std::string& native_dir) const;
   void on_control_readable();
   void on_stderr_readable();
   void fail(const std::string& reason);
@@ -56,6 +68,7 @@ class Zygote : public std::enable_shared_from_this<Zygote> {
   const std::string kernel_script_;
   const std::string cwd_;
   const std::string native_dir_;  // where _faas_native is (the kernel's optional C helper)
+  std::optional<IsolationLaunch> isolation_;
   std::string label_;  // names it in errors: "the zygote for X", "the template of snapshot Y"
 
   std::mutex mu_;

@@ -1,0 +1,25 @@
+// Step "mounts" (zygote side): a private mount namespace whose root is a fresh tmpfs holding
+// only what the sandbox may see: host paths bound read-only at their own paths (system
+// directories, the interpreter), the engine's directory of workdirs bound read-write, a few
+// device nodes and an empty /tmp. The root itself is then made read-only. After bubblewrap's
+// approach: build under the old root, pivot into the new one, detach the old one.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/isolation/step_failure.hpp"
+
+namespace faas::isolation {
+
+struct RootLayout {
+  std::vector<std::string> readonly_paths;  // absolute host paths; missing ones are skipped
+  std::vector<std::string> writable_paths;  // absolute host directories
+};
+
+// Device nodes every sandbox gets (bound from the host; nothing else of /dev exists).
+const std::vector<std::string>& sandbox_devices();
+
+StepResult enter_new_root(const RootLayout& layout);
+
+}  // namespace faas::isolation

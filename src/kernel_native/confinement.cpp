@@ -1,0 +1,65 @@
+// The sandbox half of the isolation pipeline, for the kernel (python/faas_sdk/_kernel): the
+// zygote compiles the seccomp filter once (prepare_confinement); each kernel it forks then
+// confines itself before running any user code (confine). See core/isolation/pipeline.hpp.
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "core/isolation/pipeline.hpp"
+
+namespace {
+
+faas::isolation::SeccompProgram g_seccomp;
+std::vector<std::string> g_readable;
+bool g_prepared = false;
+PyObject* g_isolation_error = nullptr;
+
+PyObject* raise_failure(const faas::isolation::StepFailure& failure) {
+  PyErr_SetString(g_isolation_error, failure.describe().c_str());
+  return nullptr;
+}
+
+}  // namespace
+
+extern "C" PyObject* faas_native_prepare_confinement(PyObject*, PyObject* args) {
+  PyObject* paths;
+  if (!PyArg_ParseTuple(args, "O!", &PyList_Type, &paths)) return nullptr;
+  g_readable.clear();
+  for (Py_ssize_t i = 0; i < PyList_Size(paths); ++i) {
+    const char* path = PyUnicode_AsUTF8(PyList_GetItem(paths, i));
+    if (!path) return nullptr;
+    g_readable.emplace_back(path);
+  }
+  if (int err = faas::isolation::compile_seccomp_policy(g_seccomp))
+    return raise_failure({"seccomp", "seccomp_export_bpf", err, "libseccomp could not compile the policy"});
+  g_prepared = true;
+  Py_RETURN_NONE;
+}
+
+extern "C" PyObject* faas_native_confine(PyObject*, PyObject* args) {
+  const char* workdir;
+  int switch_uid;
+  if (!PyArg_ParseTuple(args, "sp", &workdir, &switch_uid)) return nullptr;
+  if (!g_prepared) return raise_failure({"seccomp", "prepare_confinement", EINVAL, "the zygote did not prepare"});
+  faas::isolation::SandboxConfinement plan;
+  plan.workdir = workdir;
+  plan.readable_paths = g_readable;
+  plan.uid = switch_uid ? faas::isolation::sandbox_uid_for(::getpid()) : -1;
+  plan.seccomp = &g_seccomp;
+  auto result = faas::isolation::confine_sandbox(plan);
+  if (!result.ok) return raise_failure(result.failure);
+  return PyLong_FromLong(plan.uid);
+}
+
+extern "C" int faas_native_add_isolation_error(PyObject* module) {
+  g_isolation_error = PyErr_NewExceptionWithDoc(
+      "_faas_native.IsolationError", "An isolation step failed: which step, system call and errno.",
+      PyExc_Exception, nullptr);
+  if (!g_isolation_error) return -1;
+  Py_INCREF(g_isolation_error);
+  return PyModule_AddObject(module, "IsolationError", g_isolation_error);
+}

@@ -1,0 +1,60 @@
+// faas-isolate: runs the zygote half of the isolation pipeline (pipeline.hpp), then execs the
+// zygote's interpreter inside it. The broker starts it in place of the interpreter for every
+// zygote of an isolated profile.
+//   faas-isolate [--user-namespace] [--ro PATH]... [--rw PATH]... -- PROGRAM [ARGS...]
+// On failure it prints the failed step and exits 121 (the engine raises IsolationError).
+// The exec'd zygote learns what its sandboxes must do from two variables:
+//   FAAS_SDK_CONFINE        "uid" (root host: one unprivileged uid per sandbox) or "keep"
+//   FAAS_SDK_CONFINE_PATHS  the read-only paths, newline-separated (Landlock's read list)
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "core/isolation/pipeline.hpp"
+
+namespace {
+
+constexpr int kIsolationFailed = 121;
+
+int usage() {
+  fprintf(stderr, "usage: faas-isolate [--user-namespace] [--ro PATH]... [--rw PATH]... -- PROGRAM [ARGS...]\n");
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  faas::isolation::ZygoteIsolation plan;
+  int i = 1;
+  for (; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--") break;
+    if (arg == "--user-namespace") {
+      plan.new_user_namespace = true;
+    } else if ((arg == "--ro" || arg == "--rw") && i + 1 < argc && argv[i + 1][0] == '/') {
+      (arg == "--ro" ? plan.readonly_paths : plan.writable_paths).emplace_back(argv[++i]);
+    } else {
+      return usage();
+    }
+  }
+  if (i + 1 >= argc) return usage();
+  char** program = argv + i + 1;
+
+  auto result = faas::isolation::isolate_zygote(plan);
+  if (!result.ok) {
+    fprintf(stderr, "IsolationError: %s\n", result.failure.describe().c_str());
+    return kIsolationFailed;
+  }
+  std::string paths;
+  for (const auto& path : plan.readonly_paths) paths += path + "\n";
+  setenv("FAAS_SDK_CONFINE", plan.new_user_namespace ? "keep" : "uid", 1);
+  setenv("FAAS_SDK_CONFINE_PATHS", paths.c_str(), 1);
+  execv(program[0], program);
+  fprintf(stderr, "IsolationError: exec %s failed inside the isolated root: %s (is it under a --ro path?)\n",
+          program[0], strerror(errno));
+  return kIsolationFailed;
+}
