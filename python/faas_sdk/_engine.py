@@ -27,7 +27,7 @@ def ensure_configured() -> None:
     _core.configure(kernel_script=kernel, broker_path=os.path.join(native_dir, "faas-broker"),
                     temp_parent=tempfile.gettempdir(),
                     isolate_path=os.path.join(native_dir, "faas-isolate"),
-                    isolation_readonly_paths=readonly_paths(os.path.dirname(kernel)))
+                    isolation_readonly_paths=readonly_paths(os.path.dirname(kernel), native_dir))
     _core.set_log_level(logging.getLogger("faas_sdk").getEffectiveLevel())
     _configured = True
 

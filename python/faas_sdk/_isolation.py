@@ -29,14 +29,15 @@ _SYS_SECCOMP = 317
 _SECCOMP_GET_ACTION_AVAIL = 2
 
 
-def readonly_paths(kernel_dir: str) -> list[str]:
-    """System paths, the interpreter's installation and the kernel's own directory; no path
-    twice (a path inside another one is already covered)."""
+def readonly_paths(kernel_dir: str, native_dir: str) -> list[str]:
+    """System paths, the interpreter's installation, the kernel's own directory and the
+    directory of its native helper; no path twice (one inside another is already covered)."""
     wanted = list(SYSTEM_PATHS)
     for prefix in (sys.base_prefix, sys.base_exec_prefix, sys.prefix, sys.exec_prefix):
         wanted.append(os.path.abspath(prefix))
     wanted.append(os.path.dirname(os.path.realpath(sys.executable)))
     wanted.append(os.path.abspath(kernel_dir))
+    wanted.append(os.path.abspath(native_dir))
     kept: list[str] = []
     for path in sorted(set(wanted), key=len):
         if not any(path == k or path.startswith(k.rstrip("/") + "/") for k in kept):

@@ -65,3 +65,24 @@ class Limits:
     @property
     def is_default(self) -> bool:
         return self == Limits()
+
+
+# How each limit shows when it is hit: (limit field, exception type the code sees, text in the
+# error message). The kernel enforces the limit; this only names it in the result.
+_SYMPTOMS = (
+    ("memory_bytes", "MemoryError", ""),
+    ("file_size_bytes", "OSError", "File too large"),
+    ("open_files", "OSError", "Too many open files"),
+    ("pids", "BlockingIOError", "Resource temporarily unavailable"),
+    ("cpu_seconds", "SandboxDead", "SIGXCPU"),
+)
+
+
+def exceeded_limit(limits: Optional[Limits], error_type: str, message: str) -> Optional[str]:
+    """The Limits field an execution's error shows was exceeded, or None."""
+    if limits is None:
+        return None
+    for field, symptom_type, text in _SYMPTOMS:
+        if getattr(limits, field) is not None and error_type == symptom_type and text in message:
+            return field
+    return None

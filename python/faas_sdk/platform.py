@@ -84,6 +84,7 @@ class ExecutionPlatform:
                 isolation=isolation,
             )
         sandbox = Sandbox(raw, mode, limits.timeout if limits.timeout is not None else self._default_timeout)
+        sandbox._limits = limits
         self._adopt(sandbox)
         return sandbox
 

@@ -6,6 +6,8 @@ import dataclasses
 import html
 from typing import Any, Optional
 
+from .limits import exceeded_limit
+
 __all__ = ["BranchResult", "ErrorInfo", "ExecutionResult"]
 
 
@@ -36,6 +38,9 @@ class ExecutionResult:
     outcome           "completed", "timeout", "died", "interrupted" or "protocol_error"
     sandbox_id        the sandbox that ran it
     snapshot          a Snapshot of the end state (CHECKPOINTED mode), else None
+    limit_exceeded    the Limits field the execution ran into ("memory_bytes", "pids", ...);
+                      then error.type is "ResourceLimitExceeded" and error.message says which
+                      limit and what the code saw
     """
 
     success: bool
@@ -49,12 +54,18 @@ class ExecutionResult:
     outcome: str
     sandbox_id: str
     snapshot: Any = None
+    limit_exceeded: Optional[str] = None
 
     @classmethod
-    def _from_core(cls, raw: dict, sandbox_id: str, **extra: Any) -> "ExecutionResult":
+    def _from_core(cls, raw: dict, sandbox_id: str, limits: Any = None, **extra: Any) -> "ExecutionResult":
         err = raw["error"]
+        limit = exceeded_limit(limits, err[0], err[1]) if err is not None else None
+        if limit is not None:
+            err = ("ResourceLimitExceeded",
+                   f"Limits.{limit}={getattr(limits, limit)} exceeded ({err[0]}: {err[1]})", err[2])
         return cls(
             **extra,
+            limit_exceeded=limit,
             success=raw["success"],
             stdout=raw["stdout"],
             stderr=raw["stderr"],

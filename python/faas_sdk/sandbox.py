@@ -34,6 +34,7 @@ class Sandbox:
         self._default_timeout = default_timeout
         self._origin = origin
         self._platform = platform
+        self._limits = None  # the Limits it was made with (names a limit an execution hits)
         self._async_lock: Optional[asyncio.Lock] = None
 
     @property
@@ -86,7 +87,7 @@ class Sandbox:
         data = encode_code(code)
         t = check_timeout(timeout if timeout is not None else self._default_timeout)
         raw = self._core.run(data, t, on_stdout, on_stderr)
-        return ExecutionResult._from_core(raw, self._core.id)
+        return ExecutionResult._from_core(raw, self._core.id, self._limits)
 
     async def arun(self, code: Code, timeout: Optional[float] = None) -> ExecutionResult:
         """The asyncio form of run(): awaits the result without blocking the event loop.
@@ -101,7 +102,7 @@ class Sandbox:
             if not self._core.alive:
                 raise SandboxDead(f"sandbox {self.id} is dead: {self._core.death_reason}")
             raw = await _aio.run_async(self._core, data, t)
-        return ExecutionResult._from_core(raw, self._core.id)
+        return ExecutionResult._from_core(raw, self._core.id, self._limits)
 
     def snapshot(self) -> "Snapshot":
         """Freezes this sandbox's current state (memory and workdir files) into a Snapshot.

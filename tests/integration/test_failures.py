@@ -117,26 +117,29 @@ def test_a_flooding_sandbox_does_not_stall_the_others(platform):
 def test_memory_limit_turns_a_memory_bomb_into_memory_error(platform):
     with platform.create_sandbox(limits=Limits(memory_bytes=512 * 1024 * 1024)) as sb:
         result = sb.run("blocks = []\nwhile True:\n    blocks.append(bytearray(50 * 1024 * 1024))")
-        assert result.error.type == "MemoryError"
+        assert result.error.type == "ResourceLimitExceeded" and result.limit_exceeded == "memory_bytes"
+        assert "Limits.memory_bytes=536870912 exceeded (MemoryError" in result.error.message
         assert sb.run("del blocks\n'recovered'").value == "'recovered'"
 
 
 def test_file_size_limit_stops_a_disk_fill(platform):
     with platform.create_sandbox(limits=Limits(file_size_bytes=1024 * 1024)) as sb:
         result = sb.run("with open('big', 'wb') as f:\n    f.write(b'0' * (4 * 1024 * 1024))")
-        assert not result.success and result.error.type == "OSError" and "File too large" in result.error.message
+        assert not result.success and result.limit_exceeded == "file_size_bytes"
+        assert result.error.type == "ResourceLimitExceeded" and "File too large" in result.error.message
 
 
 def test_cpu_limit_kills_a_spinning_sandbox(platform):
     with platform.create_sandbox(limits=Limits(cpu_seconds=1)) as sb:
         result = sb.run("while True: pass", timeout=30)
         assert result.outcome == "died" and "SIGXCPU" in result.error.message
+        assert result.limit_exceeded == "cpu_seconds"
 
 
 def test_open_files_limit_applies(platform):
     with platform.create_sandbox(limits=Limits(open_files=32)) as sb:
         result = sb.run("files = [open('/dev/null') for _ in range(64)]")
-        assert result.error.type == "OSError" and "Too many open files" in result.error.message
+        assert result.limit_exceeded == "open_files" and "Too many open files" in result.error.message
 
 
 def test_host_ctrl_c_interrupts_the_sandbox_and_keeps_it(sandbox):

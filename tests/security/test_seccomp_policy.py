@@ -6,7 +6,7 @@ configured errno (EPERM; ENOSYS for clone3); without it, the same call must reac
 and fail differently (EFAULT, EBADF, EINVAL, ESRCH, ...; ENOSYS where this kernel lacks the
 feature), which proves the filter, not the arguments, stopped it.
 
-The policy is not yet wired into a sandbox mode (SECURE is still unavailable).
+SECURE sandboxes load this policy (test_escapes.py makes the same calls from inside one).
 """
 
 import errno

@@ -1,0 +1,237 @@
+"""Escape attempts from a SECURE sandbox, each asserting the errno, signal or sentinel that
+proves it was stopped (design.md §6); the same attempts from a LOCAL sandbox show that LOCAL
+isolates nothing (trusted code only).
+
+Each attempt is a function body run inside the sandbox. It returns "ok" when the attempt
+succeeded, the errno's name when it raised OSError, or a sentinel string. `$names` are filled
+in from the scene: a sibling sandbox holding secrets, the host's pid, a listening host socket.
+Attempts that would harm the host when they succeed (writing /usr, changing the hostname,
+bringing up a host interface), or that this machine's kernel refuses even to root, are made
+from SECURE only.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import platform
+import socket
+import string
+import textwrap
+from dataclasses import dataclass
+from typing import Optional
+
+import pytest
+
+from faas_sdk import ExecutionPlatform, Limits, Mode
+from faas_sdk._isolation import secure_unavailable_reason
+
+pytestmark = pytest.mark.skipif(platform.machine() != "x86_64", reason="system call numbers are x86-64's")
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+NOT_BLOCKED = "!blocked"  # LOCAL expectation: the call reached the kernel (not EPERM/ENOSYS/EACCES)
+# LOCAL expectation where this machine refuses even root (its kernel has no module loading or
+# kexec, and root here lacks CAP_SYS_RESOURCE), so LOCAL cannot show the difference.
+KERNEL_REFUSES_ROOT = None
+
+PRELUDE = """
+import ctypes, errno, os, resource, socket, stat, subprocess
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+def _sys(nr, *args):
+    r = _libc.syscall(ctypes.c_long(nr), *[ctypes.c_long(a) for a in args])
+    return "ok" if r >= 0 else errno.errorcode[ctypes.get_errno()]
+"""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    name: str
+    body: str
+    secure: str           # what SECURE must answer
+    local: Optional[str]  # what LOCAL answers (None: not attempted from LOCAL)
+
+
+ATTEMPTS = [
+    # ---- host files ------------------------------------------------------------------------
+    Attempt("read /etc/shadow", "open('/etc/shadow').read(1)", "ENOENT", "ok"),
+    Attempt("list /root", "os.listdir('/root')", "EACCES", "ok"),
+    Attempt("read a file in /root", "open('/root/.profile').read(1)", "ENOENT", "ok"),
+    Attempt("read the project's own source", "open('$repo/python/faas_sdk/platform.py').read(1)", "ENOENT", "ok"),
+    Attempt("list the root directory", "os.listdir('/')", "EACCES", "ok"),
+    Attempt("write under /usr", "open('/usr/lib/faas-escape', 'w')", "EROFS", None),
+    Attempt("write in the root directory", "open('/faas-escape', 'w')", "EROFS", None),
+    Attempt("write the kernel's own code", "open('$repo/python/faas_sdk/_kernel/kernel.py', 'a')", "EACCES", None),
+    Attempt("write in a host temporary directory", "open('$host_tmp/escape', 'w')", "ENOENT", "ok"),
+    Attempt("symlink out of the workdir", "os.symlink('/etc/shadow', 'link'); open('link').read(1)", "ENOENT", "ok"),
+    Attempt("symlink into a sibling's workdir",
+            "os.symlink('$sibling_workdir/secret.txt', 'link'); return open('link').read()", "ENOENT", "s3cret"),
+    Attempt("hardlink a host file into the workdir", "os.link('/usr/bin/env', 'hardlink')", "EXDEV", "ok"),
+    Attempt("hardlink /tmp into the workdir", "open('/tmp/a', 'w').close(); os.link('/tmp/a', 'hardlink')",
+            "EXDEV", None),
+    Attempt("read a sibling's workdir", "return open('$sibling_workdir/secret.txt').read()", "ENOENT", "s3cret"),
+    Attempt("list the directory of workdirs",
+            "names = os.listdir(os.path.dirname(os.getcwd()))\n"
+            "return 'only its own' if names == [os.path.basename(os.getcwd())] else 'others too'",
+            "only its own", "others too"),
+    Attempt("read a host process's /proc", "open('/proc/1/cmdline').read(1)", "ENOENT", "ok"),
+    Attempt("read a sibling's memory through /proc", "open('/proc/$sibling_pid/mem', 'rb')", "ENOENT", "ok"),
+    Attempt("open a host device", "open('/dev/kmsg', 'rb')", "ENOENT", None),
+    Attempt("create a device node", "os.mknod('null2', stat.S_IFCHR | 0o600, os.makedev(1, 3))", "EPERM", "ok"),
+    # ---- network -----------------------------------------------------------------------------
+    Attempt("TCP to a host port on 127.0.0.1", "socket.create_connection(('127.0.0.1', $port), timeout=2).close()",
+            "EACCES", "ok"),
+    Attempt("TCP to ::1", "socket.create_connection(('::1', $port), timeout=2).close()", "EACCES", None),
+    Attempt("TCP to an external address", "socket.create_connection(('1.1.1.1', 80), timeout=2).close()",
+            "EACCES", None),
+    Attempt("UDP to 127.0.0.1", "socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('127.0.0.1', 9))",
+            "ENETUNREACH", "ok"),
+    Attempt("UDP to an external address",
+            "socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('8.8.8.8', 53))", "ENETUNREACH", None),
+    Attempt("raw socket", "socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)", "EPERM", "ok"),
+    Attempt("netlink: see the host's interfaces",
+            "names = [n for _, n in socket.if_nameindex()]\nreturn 'only lo' if names == ['lo'] else 'host interfaces'",
+            "only lo", "host interfaces"),
+    Attempt("bring up loopback",
+            "import fcntl, struct\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            "fcntl.ioctl(s, 0x8914, struct.pack('16sH14x', b'lo', 1))", "EPERM", None),
+    Attempt("connect to a sibling's abstract unix socket",
+            "s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.connect(b'\\0$abstract_name')",
+            "EPERM", "ok"),
+    # ---- other processes -----------------------------------------------------------------------
+    Attempt("signal the host", "os.kill($host_pid, 0)", "EPERM", "ok"),
+    Attempt("signal a sibling sandbox", "os.kill($sibling_pid, 0)", "EPERM", "ok"),
+    Attempt("signal the host through a pidfd", "fd = os.pidfd_open($host_pid)\nsignal_fd = _sys(424, fd, 0, 0, 0)\n"
+            "return signal_fd", "EPERM", "ok"),
+    Attempt("ptrace a sibling sandbox", "return _sys(101, 0x4206, $sibling_pid, 0, 0)", "EPERM", None),
+    Attempt("read a sibling's memory (process_vm_readv)", "return _sys(310, $sibling_pid, 0, 0, 0, 0, 0)", "EPERM",
+            NOT_BLOCKED),
+    Attempt("SysV shared memory of a sibling", "return _sys(29, 0x5eed, 4096, 0o666)", "ENOENT", "ok"),
+    # ---- the kernel's dangerous interfaces (seccomp, inside a real sandbox) ----------------------
+    Attempt("mount", "return _sys(165, 1, 1, 1, 0, 0)", "EPERM", NOT_BLOCKED),
+    Attempt("unshare a user namespace", "return _sys(272, 0x10000000 | 0x200)", "EPERM", None),
+    Attempt("setns", "return _sys(308, -1, 0)", "EPERM", NOT_BLOCKED),
+    Attempt("chroot", "return _sys(161, 1)", "EPERM", NOT_BLOCKED),
+    Attempt("pivot_root", "return _sys(155, 1, 1)", "EPERM", NOT_BLOCKED),
+    Attempt("load a kernel module", "return _sys(313, -1, 1, 0)", "EPERM", KERNEL_REFUSES_ROOT),
+    Attempt("bpf", "return _sys(321, -1, 0, 0)", "EPERM", NOT_BLOCKED),
+    Attempt("keyctl", "return _sys(250, -1, 0, 0, 0, 0)", "EPERM", NOT_BLOCKED),
+    Attempt("perf_event_open", "return _sys(298, 1, 0, -1, -1, 0)", "EPERM", NOT_BLOCKED),
+    Attempt("userfaultfd", "return _sys(323, -1)", "EPERM", NOT_BLOCKED),
+    Attempt("io_uring_setup", "return _sys(425, 0, 1)", "EPERM", NOT_BLOCKED),
+    Attempt("kexec_load", "return _sys(246, 0, 0, 0, -1)", "EPERM", KERNEL_REFUSES_ROOT),
+    Attempt("turn off address-space randomisation", "return _sys(135, 0x0040000)", "EPERM", None),
+    Attempt("clone3 (flags out of the filter's sight)", "return _sys(435, 0, 0)", "ENOSYS", NOT_BLOCKED),
+    # ---- privileges --------------------------------------------------------------------------
+    Attempt("become root", "os.setuid(0)", "EPERM", "ok"),
+    Attempt("set the hostname", "socket.sethostname('escaped')", "EPERM", None),
+    Attempt("hold capabilities",
+            "header = (ctypes.c_uint32 * 2)(0x20080522, 0); data = (ctypes.c_uint32 * 6)()\n"
+            "_libc.capget(header, data)\nreturn 'none' if not any(data) else 'some'", "none", "some"),
+    Attempt("gain privileges from a setuid binary",
+            "nnp = _libc.prctl(39, 0, 0, 0, 0)\nnosuid = os.statvfs('/usr/bin').f_flag & os.ST_NOSUID\n"
+            "return 'setuid is inert' if nnp == 1 and nosuid else 'setuid works'", "setuid is inert", "setuid works"),
+    Attempt("raise an rlimit", "resource.setrlimit(resource.RLIMIT_NOFILE, (64, 1024))\n"
+            "limit = (ctypes.c_ulong * 2)(2048, 2048)\n"
+            "return 'ok' if _libc.setrlimit(7, limit) == 0 else errno.errorcode[ctypes.get_errno()]", "EPERM",
+            KERNEL_REFUSES_ROOT),
+    Attempt("read the host's environment",
+            "return 'clean' if set(os.environ) <= $clean_environment else 'leaked'", "clean", "leaked"),
+    Attempt("use a descriptor the host left open", "os.fstat($host_fd)", "EBADF", "EBADF"),
+]
+
+
+def wrap(body: str, scene: dict) -> str:
+    filled = string.Template(body).substitute(scene)
+    return PRELUDE + "def _attempt():\n" + textwrap.indent(filled, "    ") + "\n    return 'ok'\n" + textwrap.dedent("""
+        try:
+            _outcome = _attempt()
+        except OSError as _exc:
+            _outcome = errno.errorcode.get(_exc.errno, str(_exc.errno))
+        _outcome
+        """)
+
+
+@pytest.fixture(scope="module")
+def host_listener():
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    yield server.getsockname()[1]
+    server.close()
+
+
+# All a SECURE sandbox's environment holds: what the engine sets explicitly (zygote.cpp), the
+# kernel's single-thread defaults for numeric libraries, and its own id.
+CLEAN_ENVIRONMENT = {"PATH", "HOME", "TMPDIR", "LANG", "PYTHONDONTWRITEBYTECODE", "GLIBC_TUNABLES",
+                     "FAAS_SDK_SANDBOX_ID", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                     "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS"}
+
+
+@pytest.fixture(scope="module")
+def escape_platform():
+    leaked = open(os.devnull)  # an inheritable descriptor of the host's
+    os.set_inheritable(leaked.fileno(), True)
+    try:
+        with ExecutionPlatform(warm_pool_size=1) as p:
+            yield p, leaked.fileno()
+    finally:
+        leaked.close()
+
+
+SIBLING_SETUP = """
+import ctypes, socket
+open('secret.txt', 'w').write('s3cret')
+_abstract = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+_abstract.bind(b'\\0' + {name!r}.encode())
+_abstract.listen()
+_libc = ctypes.CDLL(None, use_errno=True)
+_shm = _libc.shmget(0x5eed, 4096, 0o1666)
+assert _shm >= 0, ctypes.get_errno()
+"""
+
+
+@pytest.fixture(scope="module")
+def scene(request, escape_platform, host_listener, tmp_path_factory, require_isolation):
+    mode = request.param
+    if mode is Mode.SECURE:
+        require_isolation(secure_unavailable_reason())
+    p, host_fd = escape_platform
+    abstract_name = f"faas-escape-{mode.value}-{os.getpid()}"
+    sibling = p.create_sandbox(mode=mode)
+    setup = sibling.run(SIBLING_SETUP.format(name=abstract_name))
+    assert setup.success, setup.error
+    yield mode, p, {
+        "repo": REPO, "host_pid": os.getpid(), "port": host_listener, "host_fd": host_fd,
+        "host_tmp": str(tmp_path_factory.mktemp("host")), "sibling_pid": sibling.pid,
+        "sibling_workdir": sibling.workdir, "abstract_name": abstract_name,
+        "clean_environment": repr(CLEAN_ENVIRONMENT),
+    }
+    sibling.run("_libc.shmctl(_shm, 0, None)")  # IPC_RMID: SysV segments outlive processes
+    sibling.close()
+
+
+def attempt_in(mode, p, scene_values, attempt: Attempt) -> str:
+    with p.create_sandbox(mode=mode) as sb:
+        result = sb.run(wrap(attempt.body, scene_values), timeout=20)
+        assert result.success, result.error
+        return ast.literal_eval(result.value)
+
+
+CASES = [pytest.param(Mode.SECURE, a, id=f"SECURE-{a.name}") for a in ATTEMPTS] + [
+    pytest.param(Mode.LOCAL, a, id=f"LOCAL-{a.name}") for a in ATTEMPTS if a.local is not None]
+
+
+@pytest.mark.parametrize("scene, attempt", CASES, indirect=["scene"])
+def test_escape(scene, attempt):
+    mode, p, values = scene
+    expected = attempt.secure if mode is Mode.SECURE else attempt.local
+    outcome = attempt_in(mode, p, values, attempt)
+    if expected == NOT_BLOCKED:
+        assert outcome not in ("EPERM", "ENOSYS", "EACCES"), f"{attempt.name}: {outcome}"
+    else:
+        assert outcome == expected, f"{attempt.name} from {mode.name}: got {outcome}, expected {expected}"
+
+
+def test_there_are_at_least_forty_escape_attempts():
+    assert len([a for a in ATTEMPTS if a.secure]) >= 40

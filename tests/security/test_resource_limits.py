@@ -1,0 +1,102 @@
+"""Resource exhaustion from a SECURE sandbox is held by its limits: the execution reports
+ResourceLimitExceeded naming the limit, and the host and other sandboxes carry on."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from faas_sdk import ExecutionPlatform, Limits, Mode, SandboxDead
+from faas_sdk._isolation import secure_unavailable_reason
+
+FORK_BOMB = """
+import os, time
+children = []
+try:
+    while True:
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(60)
+            os._exit(0)
+        children.append(pid)
+finally:
+    count = len(children)
+    for pid in children:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    print(count)
+"""
+
+
+@pytest.fixture(scope="module")
+def secure_platform(require_isolation):
+    require_isolation(secure_unavailable_reason())
+    with ExecutionPlatform(warm_pool_size=1) as p:
+        yield p
+
+
+@pytest.fixture
+def bystander(secure_platform):
+    """Another sandbox, which must not notice."""
+    with secure_platform.create_sandbox(mode=Mode.SECURE) as sb:
+        sb.run("x = 41")
+        yield sb
+        assert sb.run("x + 1").value == "42"
+
+
+def test_fork_bomb_is_held_by_the_pids_limit(secure_platform, bystander):
+    if os.geteuid() != 0:
+        pytest.skip("Limits.pids needs a uid per sandbox, which only a root host can give")
+    with secure_platform.create_sandbox(mode=Mode.SECURE, limits=Limits(pids=20)) as sb:
+        result = sb.run(FORK_BOMB, timeout=30)
+        assert result.limit_exceeded == "pids"
+        assert result.error.type == "ResourceLimitExceeded"
+        assert "EAGAIN" in result.error.message or "Resource temporarily unavailable" in result.error.message
+        assert 0 < int(result.stdout) < 20
+        assert sb.run("1 + 1").value == "2"  # the sandbox itself survives
+
+
+def test_memory_bomb_is_held_by_the_memory_limit(secure_platform, bystander):
+    with secure_platform.create_sandbox(mode=Mode.SECURE, limits=Limits(memory_bytes=512 << 20)) as sb:
+        result = sb.run("hog = bytearray(2 << 30)")
+        assert result.limit_exceeded == "memory_bytes"
+        assert "MemoryError" in result.error.message
+        assert sb.run("len(bytearray(1 << 20))").value == str(1 << 20)
+
+
+def test_cpu_spin_is_held_by_the_timeout(secure_platform, bystander):
+    with secure_platform.create_sandbox(mode=Mode.SECURE) as sb:
+        result = sb.run("while True: pass", timeout=0.5)
+        assert result.error.type == "ExecutionTimeout"
+        assert not sb.alive
+
+
+def test_cpu_spin_is_held_by_the_cpu_limit(secure_platform, bystander):
+    with secure_platform.create_sandbox(mode=Mode.SECURE, limits=Limits(cpu_seconds=1)) as sb:
+        result = sb.run("while True: pass", timeout=30)
+        assert result.limit_exceeded == "cpu_seconds"
+        assert "SIGXCPU" in result.error.message
+        with pytest.raises(SandboxDead):
+            sb.run("1")
+
+
+def test_disk_fill_is_held_by_the_file_size_limit(secure_platform, bystander):
+    with secure_platform.create_sandbox(mode=Mode.SECURE, limits=Limits(file_size_bytes=1 << 20)) as sb:
+        result = sb.run("open('fill', 'wb').write(b'x' * (8 << 20))")
+        assert result.limit_exceeded == "file_size_bytes"
+        assert "File too large" in result.error.message
+        assert os.path.getsize(os.path.join(sb.workdir, "fill")) <= 1 << 20
+
+
+def test_private_tmp_is_bounded(secure_platform, bystander):
+    with secure_platform.create_sandbox(mode=Mode.SECURE) as sb:
+        result = sb.run("f = open('/tmp/fill', 'wb')\nfor _ in range(512): f.write(b'x' * (1 << 20))")
+        assert result.error.type == "OSError" and "No space left on device" in result.error.message
+        assert sb.run("os_ok = 1; os_ok").value == "1"
+
+
+def test_open_files_limit(secure_platform, bystander):
+    with secure_platform.create_sandbox(mode=Mode.SECURE, limits=Limits(open_files=64)) as sb:
+        result = sb.run("files = [open('/dev/null') for _ in range(100)]")
+        assert result.limit_exceeded == "open_files"

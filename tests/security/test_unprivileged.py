@@ -1,0 +1,88 @@
+"""SECURE mode also works for an unprivileged host user, through a user namespace: the whole
+platform runs as `nobody` here, and a failed isolation step is reported by name."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import faas_sdk
+from faas_sdk import _core
+
+NOBODY = 65534
+PACKAGE_SOURCE = os.path.dirname(os.path.dirname(os.path.abspath(faas_sdk.__file__)))
+NATIVE_DIR = os.path.dirname(os.path.abspath(_core.__file__))
+
+# As nobody: the host's interpreter may live where nobody cannot read (e.g. under /root), so use
+# the system's Python of the same version, and point faas_sdk at this build.
+SCRIPT = textwrap.dedent(f"""
+    import json, sys
+    sys.path.insert(0, {PACKAGE_SOURCE!r})
+    import faas_sdk
+    faas_sdk.__path__.append({NATIVE_DIR!r})
+    from faas_sdk import ExecutionPlatform, Mode
+    PROBE = '''
+    import ctypes, errno, os, socket
+    def attempt(fn):
+        try:
+            fn()
+            return "ok"
+        except OSError as exc:
+            return errno.errorcode[exc.errno]
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0); data = (ctypes.c_uint32 * 6)()
+    ctypes.CDLL(None).capget(header, data)
+    open("note.txt", "w").write("mine")
+    dict(shadow=attempt(lambda: open("/etc/shadow")), usr=attempt(lambda: open("/usr/x", "w")),
+         kill_init=attempt(lambda: os.kill(1, 0)), interfaces=[n for _, n in socket.if_nameindex()],
+         tcp=attempt(lambda: socket.create_connection(("127.0.0.1", 22), timeout=2)),
+         capabilities=sum(data), note=open("note.txt").read())
+    '''
+    with ExecutionPlatform(warm_pool_size=0) as p:
+        sandbox = p.create_sandbox(mode=Mode.SECURE)
+        result = sandbox.run(PROBE)
+        print(json.dumps(dict(success=result.success, error=str(result.error), value=result.value)))
+""")
+
+
+def as_nobody(argv, **kwargs):
+    return subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *argv],
+                          capture_output=True, text=True, timeout=60, **kwargs)
+
+
+@pytest.fixture
+def nobody_python(require_isolation):
+    if os.geteuid() != 0:
+        pytest.skip("the host is already unprivileged: the other security tests run this way")
+    python = "/usr/bin/python3"
+    if not (shutil.which("setpriv") and os.path.exists(python)):
+        require_isolation("needs setpriv and /usr/bin/python3")
+    version = subprocess.run([python, "-c", "import sys; print(sys.version_info[:2])"],
+                             capture_output=True, text=True).stdout.strip()
+    if version != str(sys.version_info[:2]):
+        require_isolation(f"/usr/bin/python3 is {version}; this build is for {sys.version_info[:2]}")
+    return python
+
+
+def test_secure_sandbox_of_an_unprivileged_host_is_isolated(nobody_python):
+    run = as_nobody([nobody_python, "-c", SCRIPT], cwd="/")
+    assert run.returncode == 0, run.stderr
+    outcome = json.loads(run.stdout.strip().splitlines()[-1])
+    assert outcome["success"], outcome["error"]
+    probe = eval(outcome["value"])  # a dict literal of strings and ints
+    assert probe == {"shadow": "ENOENT", "usr": "EROFS", "kill_init": "EPERM", "interfaces": ["lo"],
+                     "tcp": "EACCES", "capabilities": 0, "note": "mine"}
+
+
+def test_a_failed_step_is_named(nobody_python):
+    # Unprivileged and without a user namespace, the network step cannot unshare.
+    isolate = os.path.join(NATIVE_DIR, "faas-isolate")
+    run = as_nobody([isolate, "--ro", "/usr", "--", "/usr/bin/true"])
+    assert run.returncode == 121
+    assert run.stderr.startswith("IsolationError: network: unshare(CLONE_NEWNET) failed: Operation not permitted (EPERM)")
+    assert "Hint:" in run.stderr
