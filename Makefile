@@ -10,7 +10,7 @@ SOURCES := $(shell find src -type f \( -name '*.cpp' -o -name '*.hpp' -o -name '
 .PHONY: all setup demo test bench clean
 all: setup
 
-$(STAMP)/system:
+$(STAMP)/system: scripts/ensure_system_packages.sh
 	@scripts/ensure_system_packages.sh
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	@mkdir -p $(STAMP) && touch $@

@@ -40,7 +40,16 @@ LABELS = {
     "branch": "snapshot.branch() until ready",
     "explore3": "explore_parallel, 3 branches",
     "branch_1000": "snapshot.branch(count=1000), total",
+    "secure_create_warm": "create_sandbox(SECURE), warm pool refilled",
+    "secure_create_fork": "create_sandbox(SECURE, env=...) until ready",
+    "secure_execute_warm": "execute(print, SECURE), warm pool refilled",
+    "round_trip_local_paired": 'sandbox.run("pass"), LOCAL (paired with SECURE)',
+    "round_trip_secure_paired": 'sandbox.run("pass"), SECURE (paired with LOCAL)',
+    "bwrap": 'bwrap --unshare-all python -c "print"',
 }
+# Isolation targets: key -> p50 target in seconds.
+ISOLATION_TARGETS_S = {"secure_create_warm": 3e-3}
+ROUND_TRIP_ISOLATION_TOLERANCE = 1.10  # SECURE within 10% of LOCAL
 
 
 def percentile(samples: Sequence[float], q: float) -> float:
@@ -130,7 +139,27 @@ def _ratio_lines(r: dict) -> list[str]:
             verdict = "under" if p50[key] < target else "OVER"
             lines.append(f"- {LABELS[key]}: p50 {_fmt(p50[key])} vs target {_fmt(target)} = "
                          f"{p50[key] / target:.2f} ({verdict})")
-    return lines + _snapshot_ratio_lines(r)
+    return lines + _snapshot_ratio_lines(r) + _isolation_ratio_lines(r)
+
+
+def _isolation_ratio_lines(r: dict) -> list[str]:
+    lines = []
+    for key, target in ISOLATION_TARGETS_S.items():
+        if key in r:
+            lines.append(f"- {LABELS[key]}: p50 {_fmt(r[key]['p50'])} vs target {_fmt(target)} = "
+                         f"{_verdict(r[key]['p50'], target)}")
+    local, secure = r.get("round_trip_local_paired"), r.get("round_trip_secure_paired")
+    if local and secure:
+        ratio = secure["p50"] / local["p50"]
+        verdict = "within" if ratio <= ROUND_TRIP_ISOLATION_TOLERANCE else "OVER"
+        lines.append(f"- SECURE / LOCAL warm round trip p50 (paired rounds): {_fmt(secure['p50'])} / "
+                     f"{_fmt(local['p50'])} = **{ratio:.2f}x** ({verdict} the 1.10x target)")
+    if "bwrap" in r:
+        for key in ("secure_execute_warm", "secure_create_fork"):
+            if key in r:
+                lines.append(f"- bwrap + python -c vs {LABELS[key]}: {_fmt(r['bwrap']['p50'])} / "
+                             f"{_fmt(r[key]['p50'])} = **{r['bwrap']['p50'] / r[key]['p50']:.1f}x** faster")
+    return lines
 
 
 def _snapshot_ratio_lines(r: dict) -> list[str]:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build needs, only when one is missing (idempotent, quick).
 set -euo pipefail
-packages=(g++ make pkg-config libtbb-dev libspdlog-dev libfmt-dev libseccomp-dev)
+packages=(g++ make pkg-config libtbb-dev libspdlog-dev libfmt-dev libseccomp-dev bubblewrap)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
