@@ -78,6 +78,8 @@ ATTEMPTS = [
     Attempt("read a sibling's memory through /proc", "open('/proc/$sibling_pid/mem', 'rb')", "ENOENT", "ok"),
     Attempt("open a host device", "open('/dev/kmsg', 'rb')", "ENOENT", None),
     Attempt("create a device node", "os.mknod('null2', stat.S_IFCHR | 0o600, os.makedev(1, 3))", "EPERM", "ok"),
+    # ---- what it may read (wherever the interpreter is installed, /tmp included) ------------
+    Attempt("import a package of the interpreter's environment", "import numpy\nreturn 'imported'", "imported", "imported"),
     # ---- network -----------------------------------------------------------------------------
     Attempt("TCP to a host port on 127.0.0.1", "socket.create_connection(('127.0.0.1', $port), timeout=2).close()",
             "EACCES", "ok"),

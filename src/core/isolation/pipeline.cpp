@@ -26,8 +26,10 @@ int sandbox_uid_for(int pid) { return kFirstSandboxUid + pid; }
 
 StepResult confine_sandbox(const SandboxConfinement& plan) {
   int owner = plan.uid >= 0 ? plan.uid : 0;
-  if (auto r = enter_private_mounts({plan.workdir, static_cast<uid_t>(owner), static_cast<gid_t>(owner)}); !r.ok)
-    return r;
+  PrivateMounts mounts{plan.workdir, static_cast<uid_t>(owner), static_cast<gid_t>(owner)};
+  for (const auto& path : plan.readable_paths)
+    if (path.rfind("/tmp/", 0) == 0) mounts.under_tmp.push_back(path);
+  if (auto r = enter_private_mounts(mounts); !r.ok) return r;
   if (auto r = drop_privileges(plan.uid, plan.uid); !r.ok) return r;
   if (auto r = restrict_filesystem({plan.readable_paths, {plan.workdir, "/tmp"}, sandbox_devices()}); !r.ok) return r;
   if (!plan.seccomp) return StepResult::fail("seccomp", "compile", EINVAL, "the zygote compiled no filter");

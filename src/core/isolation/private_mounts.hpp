@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 #include <sys/types.h>
 
 #include "core/isolation/step_failure.hpp"
@@ -16,6 +17,9 @@ struct PrivateMounts {
   uid_t owner = 0;         // the sandbox's uid: it owns its workdir and /tmp
   gid_t group = 0;
   std::string tmp_size = "256m";
+  // Read-only binds of the zygote's root that lie under /tmp (an interpreter or virtual
+  // environment installed there): carried over onto the private /tmp.
+  std::vector<std::string> under_tmp;
 };
 
 StepResult enter_private_mounts(const PrivateMounts& mounts);
