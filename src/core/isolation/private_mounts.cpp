@@ -1,5 +1,7 @@
 #include "core/isolation/private_mounts.hpp"
 
+#include "core/isolation/directories.hpp"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -16,15 +18,6 @@ constexpr const char* kStep = "mounts";
 constexpr unsigned kOpenTreeClone = 1;
 constexpr unsigned kMoveMountEmptyPath = 0x00000004;
 constexpr unsigned kAtRecursive = 0x8000;
-
-bool make_directories(const std::string& path, mode_t mode) {
-  for (size_t slash = 1; slash != std::string::npos;) {
-    slash = path.find('/', slash + 1);
-    std::string prefix = path.substr(0, slash);
-    if (::mkdir(prefix.c_str(), mode) != 0 && errno != EEXIST) return false;
-  }
-  return true;
-}
 
 
 // A detached copy of the mount at `path` (and any mounts below it), to be moved elsewhere.

@@ -1,5 +1,7 @@
 #include "core/isolation/root_filesystem.hpp"
 
+#include "core/isolation/directories.hpp"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -15,16 +17,6 @@ namespace {
 
 constexpr const char* kStep = "mounts";
 
-// mkdir -p, each component 0755 (so the unprivileged sandbox user can traverse it).
-bool make_directories(const std::string& path) {
-  for (size_t slash = 1; slash != std::string::npos;) {
-    slash = path.find('/', slash + 1);
-    std::string prefix = path.substr(0, slash);
-    if (::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST) return false;
-  }
-  return true;
-}
-
 std::string parent_of(const std::string& path) { return path.substr(0, path.rfind('/')); }
 
 // Binds host path `source` (seen under /oldroot) at the same path under /newroot.
@@ -33,7 +25,9 @@ StepResult bind(const std::string& path, bool writable) {
   std::string target = "/newroot" + path;
   struct stat st;
   if (::lstat(source.c_str(), &st) != 0) return StepResult::success();  // absent on this host
-  if (!make_directories(parent_of(target))) return StepResult::fail(kStep, "mkdir(" + parent_of(target) + ")", errno);
+  // Each missing component 0755: the unprivileged sandbox user must traverse it.
+  if (!make_directories(parent_of(target), 0755))
+    return StepResult::fail(kStep, "mkdir(" + parent_of(target) + ")", errno);
   if (S_ISLNK(st.st_mode)) {  // e.g. /lib -> usr/lib on merged-/usr systems: keep the link
     char link[PATH_MAX];
     ssize_t n = ::readlink(source.c_str(), link, sizeof link - 1);
