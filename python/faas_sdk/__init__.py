@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 # Public name -> the module that defines it.
 _EXPORTS = {
     "ExecutionTimeout": "errors", "FaasError": "errors", "InvalidCode": "errors",
-    "IsolationError": "errors", "ModeNotAvailable": "errors", "ProtocolError": "errors",
+    "IsolationError": "errors", "LimitWeakenedWarning": "errors", "ModeNotAvailable": "errors", "ProtocolError": "errors",
     "ResourceLimitExceeded": "errors", "SandboxDead": "errors", "SnapshotError": "errors",
     "Limits": "limits",
     "AVAILABLE_MODES": "modes", "Mode": "modes",
@@ -49,8 +49,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from .errors import (ExecutionTimeout, FaasError, InvalidCode, IsolationError, ModeNotAvailable,
-                         ProtocolError, ResourceLimitExceeded, SandboxDead, SnapshotError)
+    from .errors import (ExecutionTimeout, FaasError, InvalidCode, IsolationError, LimitWeakenedWarning,
+                         ModeNotAvailable, ProtocolError, ResourceLimitExceeded, SandboxDead, SnapshotError)
     from .limits import Limits
     from .modes import AVAILABLE_MODES, Mode
     from .platform import ExecutionPlatform

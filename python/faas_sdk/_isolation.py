@@ -1,6 +1,6 @@
-"""What an isolated (SECURE) sandbox may read, and whether this machine can isolate at all.
+"""What an isolated (SECURE, CONTAINER) sandbox may read, and whether this machine can isolate.
 
-The engine binds these host paths read-only into the isolated root of a SECURE zygote
+The engine binds these host paths read-only into the isolated root of an isolated zygote
 (src/core/isolation/root_filesystem.cpp) and Landlock lets its sandboxes read nothing else.
 """
 
@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Optional
 
-__all__ = ["readonly_paths", "secure_unavailable_reason"]
+__all__ = ["readonly_paths", "secure_unavailable_reason", "container_unavailable_reason"]
 
 # System directories (merged-/usr links included) and the few files of /etc a Python program
 # reads. Not /etc as a whole: /etc/shadow and friends stay out of the sandbox's world.
@@ -74,4 +74,15 @@ def secure_unavailable_reason() -> Optional[str]:
                 f"this kernel has {abi or 'none'}")
     if os.geteuid() != 0 and not _user_namespaces_allowed():
         return "SECURE mode without root needs unprivileged user namespaces (user.max_user_namespaces > 0)"
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def container_unavailable_reason() -> Optional[str]:
+    """Why CONTAINER mode cannot run here, or None if it can."""
+    reason = secure_unavailable_reason()
+    if reason is not None:
+        return reason.replace("SECURE mode", "CONTAINER mode (SECURE plus namespaces)", 1)
+    if not _user_namespaces_allowed():
+        return "CONTAINER mode needs user namespaces (user.max_user_namespaces > 0)"
     return None

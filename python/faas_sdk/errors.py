@@ -14,6 +14,7 @@ __all__ = [
     "ResourceLimitExceeded",
     "ProtocolError",
     "InvalidCode",
+    "LimitWeakenedWarning",
 ]
 
 
@@ -54,3 +55,9 @@ class ProtocolError(FaasError):
 
 class InvalidCode(FaasError, ValueError):
     """The code cannot be sent to a sandbox: not valid UTF-8, contains NUL bytes, or not text."""
+
+
+class LimitWeakenedWarning(UserWarning):
+    """A limit is enforced by a weaker mechanism than its mode promises (e.g. CONTAINER's
+    memory limit as a per-process RLIMIT_AS because no cgroup is writable). The message says
+    which limit, which mechanism, and why."""

@@ -10,7 +10,8 @@ class Mode(enum.Enum):
 
     LOCAL         plain child process; trusted code only, fastest.
     SECURE        seccomp-bpf, Landlock, no capabilities, own uid, no network, own mount view.
-    CONTAINER     namespaces, read-only rootfs, cgroup limits (not available yet).
+    CONTAINER     SECURE plus user/pid/uts/ipc/cgroup namespaces, /proc of its own, hostname
+                  `sandbox`, cgroup limits for memory, pids and CPU.
     CHECKPOINTED  LOCAL plus a snapshot of the end state (result.snapshot).
     BRANCHED      runs in a new branch of an existing snapshot (execute(base_snapshot=...)).
     """
@@ -23,16 +24,18 @@ class Mode(enum.Enum):
 
 
 def _available_modes() -> frozenset:
-    from ._isolation import secure_unavailable_reason
+    from ._isolation import container_unavailable_reason, secure_unavailable_reason
     modes = {Mode.LOCAL, Mode.CHECKPOINTED, Mode.BRANCHED}
     if secure_unavailable_reason() is None:
         modes.add(Mode.SECURE)
+    if container_unavailable_reason() is None:
+        modes.add(Mode.CONTAINER)
     return frozenset(modes)
 
 
 AVAILABLE_MODES = _available_modes()
-"""The modes this build runs on this machine (SECURE needs Landlock ABI 6+; see
-faas_sdk._isolation.secure_unavailable_reason)."""
+"""The modes this build runs on this machine (SECURE and CONTAINER need Landlock ABI 6+, and
+CONTAINER user namespaces; see faas_sdk._isolation)."""
 
 # The engine's name of each isolated mode's profile; modes not listed run unisolated.
-ISOLATION_PROFILE = {Mode.SECURE: "secure"}
+ISOLATION_PROFILE = {Mode.SECURE: "secure", Mode.CONTAINER: "container"}

@@ -11,9 +11,10 @@ from typing import Callable, Mapping, Optional, Sequence
 
 from ._code import Code, check_timeout, encode_code
 from ._engine import core, ensure_configured
-from .errors import FaasError, ModeNotAvailable
+from ._cgroups import SandboxCgroup
+from .errors import FaasError, IsolationError, ModeNotAvailable
 from .limits import DEFAULT_OUTPUT_BYTES, Limits
-from ._isolation import secure_unavailable_reason
+from ._isolation import container_unavailable_reason, secure_unavailable_reason
 from .modes import AVAILABLE_MODES, ISOLATION_PROFILE, Mode
 from .results import BranchResult, ErrorInfo, ExecutionResult
 from .sandbox import Sandbox
@@ -71,20 +72,27 @@ class ExecutionPlatform:
         interpreter = os.path.abspath(python) if python else self._python
         isolation = ISOLATION_PROFILE.get(mode, "")
         default_options = workdir is None and not env and limits.is_default and interpreter == self._python
+        cgroup = None
         if default_options:
             raw = core.take_warm_sandbox(interpreter, isolation)
         else:
+            enforcement = limits.enforcement(mode)
             raw = core.create_sandbox(
                 python=interpreter,
                 workdir=os.path.abspath(workdir) if workdir else "",
                 env=[(str(k), str(v)) for k, v in (env or {}).items()],
-                rlimits=limits.rlimits(mode),
+                rlimits=enforcement.rlimits,
                 output_limit=limits.output_bytes,
                 interrupt_grace=DEFAULT_INTERRUPT_GRACE,
                 isolation=isolation,
             )
+            if enforcement.cgroup:
+                cgroup = _cgroup_for(raw, enforcement.cgroup)
         sandbox = Sandbox(raw, mode, limits.timeout if limits.timeout is not None else self._default_timeout)
         sandbox._limits = limits
+        if cgroup is not None:
+            sandbox._cgroup = cgroup
+            weakref.finalize(sandbox, cgroup.remove)  # a sandbox dropped without close()
         self._adopt(sandbox)
         return sandbox
 
@@ -268,6 +276,7 @@ class ExecutionPlatform:
         for sandbox in sandboxes:
             sandbox.close()
         core.wait_disposals()
+        SandboxCgroup.remove_parents()
 
     @property
     def closed(self) -> bool:
@@ -288,11 +297,28 @@ class ExecutionPlatform:
         return f"<ExecutionPlatform python={self._python!r} {state}>"
 
 
+def _cgroup_for(raw_sandbox, values: dict) -> SandboxCgroup:
+    """The new sandbox's cgroup, with its kernel in it (it has run no user code yet)."""
+    try:
+        cgroup = SandboxCgroup(raw_sandbox.id, **values)
+        try:
+            cgroup.add(raw_sandbox.pid)
+        except BaseException:
+            cgroup.remove()
+            raise
+        return cgroup
+    except OSError as exc:
+        raw_sandbox.close()
+        raise IsolationError(f"cgroups: {exc}. Hint: on cgroup v2 the host process must run in the "
+                             "root cgroup, or in one whose controllers it may delegate") from exc
+
+
 def _check_mode(mode: Mode) -> None:
     if not isinstance(mode, Mode):
         raise TypeError(f"mode must be a faas_sdk.Mode, not {type(mode).__name__}")
     if mode not in AVAILABLE_MODES:
         available = ", ".join(sorted(m.name for m in AVAILABLE_MODES))
-        reason = secure_unavailable_reason() if mode is Mode.SECURE else None
+        reason = {Mode.SECURE: secure_unavailable_reason,
+                  Mode.CONTAINER: container_unavailable_reason}.get(mode, lambda: None)()
         raise ModeNotAvailable(reason or f"mode {mode.name} is not implemented yet in this build "
                                          f"(available: {available})")

@@ -57,9 +57,10 @@ class ExecutionResult:
     limit_exceeded: Optional[str] = None
 
     @classmethod
-    def _from_core(cls, raw: dict, sandbox_id: str, limits: Any = None, **extra: Any) -> "ExecutionResult":
+    def _from_core(cls, raw: dict, sandbox_id: str, limits: Any = None, oom_killed: bool = False,
+                   **extra: Any) -> "ExecutionResult":
         err = raw["error"]
-        limit = exceeded_limit(limits, err[0], err[1]) if err is not None else None
+        limit = exceeded_limit(limits, err[0], err[1], oom_killed) if err is not None else None
         if limit is not None:
             err = ("ResourceLimitExceeded",
                    f"Limits.{limit}={getattr(limits, limit)} exceeded ({err[0]}: {err[1]})", err[2])

@@ -35,6 +35,7 @@ class Sandbox:
         self._origin = origin
         self._platform = platform
         self._limits = None  # the Limits it was made with (names a limit an execution hits)
+        self._cgroup = None  # CONTAINER: its _cgroups.SandboxCgroup when its limits need one
         self._async_lock: Optional[asyncio.Lock] = None
 
     @property
@@ -87,7 +88,11 @@ class Sandbox:
         data = encode_code(code)
         t = check_timeout(timeout if timeout is not None else self._default_timeout)
         raw = self._core.run(data, t, on_stdout, on_stderr)
-        return ExecutionResult._from_core(raw, self._core.id, self._limits)
+        return self._result(raw)
+
+    def _result(self, raw: dict) -> ExecutionResult:
+        oom_killed = self._cgroup is not None and raw["error"] is not None and self._cgroup.oom_kills() > 0
+        return ExecutionResult._from_core(raw, self._core.id, self._limits, oom_killed=oom_killed)
 
     async def arun(self, code: Code, timeout: Optional[float] = None) -> ExecutionResult:
         """The asyncio form of run(): awaits the result without blocking the event loop.
@@ -102,7 +107,7 @@ class Sandbox:
             if not self._core.alive:
                 raise SandboxDead(f"sandbox {self.id} is dead: {self._core.death_reason}")
             raw = await _aio.run_async(self._core, data, t)
-        return ExecutionResult._from_core(raw, self._core.id, self._limits)
+        return self._result(raw)
 
     def snapshot(self) -> "Snapshot":
         """Freezes this sandbox's current state (memory and workdir files) into a Snapshot.
@@ -124,6 +129,8 @@ class Sandbox:
     def close(self) -> None:
         """Kills the sandbox's processes and removes its private workdir. Idempotent."""
         self._core.close()
+        if self._cgroup is not None:
+            self._cgroup.remove()  # also kills what left its process group
 
     def __enter__(self) -> "Sandbox":
         return self

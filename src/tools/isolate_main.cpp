@@ -1,10 +1,11 @@
 // faas-isolate: runs the zygote half of the isolation pipeline (pipeline.hpp), then execs the
 // zygote's interpreter inside it. The broker starts it in place of the interpreter for every
 // zygote of an isolated profile.
-//   faas-isolate [--user-namespace] [--ro PATH]... [--rw PATH]... -- PROGRAM [ARGS...]
+//   faas-isolate [--user-namespace] [--container] [--ro PATH]... [--rw PATH]... -- PROGRAM [ARGS...]
+// --container: CONTAINER's namespaces (pid, uts, ipc, cgroup, user), hostname and /proc.
 // On failure it prints the failed step and exits 121 (the engine raises IsolationError).
 // The exec'd zygote learns what its sandboxes must do from two variables:
-//   FAAS_SDK_CONFINE        "uid" (root host: one unprivileged uid per sandbox) or "keep"
+//   FAAS_SDK_CONFINE        "uid:N" (root host: sandbox uid N + pid, one per sandbox) or "keep"
 //   FAAS_SDK_CONFINE_PATHS  the read-only paths, newline-separated (Landlock's read list)
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +22,7 @@ namespace {
 constexpr int kIsolationFailed = 121;
 
 int usage() {
-  fprintf(stderr, "usage: faas-isolate [--user-namespace] [--ro PATH]... [--rw PATH]... -- PROGRAM [ARGS...]\n");
+  fprintf(stderr, "usage: faas-isolate [--user-namespace] [--container] [--ro PATH]... [--rw PATH]... -- PROGRAM [ARGS...]\n");
   return 2;
 }
 
@@ -35,6 +36,8 @@ int main(int argc, char** argv) {
     if (arg == "--") break;
     if (arg == "--user-namespace") {
       plan.new_user_namespace = true;
+    } else if (arg == "--container") {
+      plan.container = true;
     } else if ((arg == "--ro" || arg == "--rw") && i + 1 < argc && argv[i + 1][0] == '/') {
       (arg == "--ro" ? plan.readonly_paths : plan.writable_paths).emplace_back(argv[++i]);
     } else {
@@ -51,7 +54,10 @@ int main(int argc, char** argv) {
   }
   std::string paths;
   for (const auto& path : plan.readonly_paths) paths += path + "\n";
-  setenv("FAAS_SDK_CONFINE", plan.new_user_namespace ? "keep" : "uid", 1);
+  if (plan.container) paths += "/proc\n";  // its own pid namespace's, showing only its own processes
+  int first_uid = plan.container ? faas::isolation::kContainerFirstUid : faas::isolation::kSecureFirstUid;
+  std::string confine = plan.new_user_namespace ? "keep" : "uid:" + std::to_string(first_uid);
+  setenv("FAAS_SDK_CONFINE", confine.c_str(), 1);
   setenv("FAAS_SDK_CONFINE_PATHS", paths.c_str(), 1);
   execv(program[0], program);
   fprintf(stderr, "IsolationError: exec %s failed inside the isolated root: %s (is it under a --ro path?)\n",

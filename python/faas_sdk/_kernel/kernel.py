@@ -46,8 +46,9 @@ KERNEL_FILES = {__file__, _faas_branch.__file__, _faas_fork_server.__file__}
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _faas_native = None  # set by main() when the native helper loads
-# Set by main() in a zygote started by faas-isolate: "uid" (each sandbox gets a uid of its own)
-# or "keep" (inside a user namespace); None for an unisolated (LOCAL) zygote.
+# Set by main() in a zygote started by faas-isolate: the first sandbox uid (each sandbox gets
+# that plus its pid as a uid of its own) or -1 (keep ours: an unprivileged host's user
+# namespace); None for an unisolated (LOCAL) zygote.
 _confine = None
 ISOLATION_FAILED = 121  # exit status of a zygote that cannot isolate (as faas-isolate's)
 
@@ -426,7 +427,7 @@ def zygote_child(request, zygote_pid: int) -> None:
         os._exit(70)
     try:
         if _confine is not None:
-            _faas_native.confine(request.workdir, _confine == "uid")
+            _faas_native.confine(request.workdir, _confine)
             # A change of uid clears the parent-death signal: set it again.
             _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
             if os.getppid() != zygote_pid:
@@ -472,7 +473,7 @@ def prepare_isolation() -> None:
     except Exception as exc:
         sys.stderr.write(f"IsolationError: {exc}\n")
         os._exit(ISOLATION_FAILED)
-    _confine = confine
+    _confine = int(confine.partition(":")[2]) if confine.startswith("uid:") else -1
 
 
 def main() -> None:

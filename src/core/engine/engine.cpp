@@ -131,9 +131,11 @@ std::shared_ptr<sandbox::Zygote> Engine::zygote_for(const std::string& python, c
 }
 
 sandbox::IsolationLaunch Engine::isolation_launch(const std::string& isolation) const {
-  if (isolation != "secure") throw Error(ErrorKind::kNotImplemented, "unknown isolation profile " + isolation);
+  if (isolation != "secure" && isolation != "container")
+    throw Error(ErrorKind::kNotImplemented, "unknown isolation profile " + isolation);
   sandbox::IsolationLaunch launch;
   launch.isolate_path = config_.isolate_path;
+  launch.container = isolation == "container";
   launch.readonly_paths = config_.isolation_readonly_paths;
   launch.writable_paths = {temp_root_};
   return launch;

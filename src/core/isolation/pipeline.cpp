@@ -2,6 +2,7 @@
 
 #include <errno.h>
 
+#include "core/isolation/container_namespaces.hpp"
 #include "core/isolation/landlock.hpp"
 #include "core/isolation/network.hpp"
 #include "core/isolation/private_mounts.hpp"
@@ -12,17 +13,28 @@
 namespace faas::isolation {
 
 namespace {
-constexpr int kFirstSandboxUid = 200000;  // above the uids distributions hand out
+
+StepResult isolate_container(const ZygoteIsolation& plan) {
+  bool root = !plan.new_user_namespace;
+  if (auto r = enter_container_namespaces({root, kContainerFirstUid, kContainerSandboxIds}); !r.ok) return r;
+  if (auto r = set_container_hostname("sandbox"); !r.ok) return r;
+  RootLayout layout{plan.readonly_paths, plan.writable_paths};
+  layout.mount_proc = true;
+  layout.proc_pid_max = root ? kContainerSandboxIds : 0;  // unprivileged: one uid for all anyway
+  return enter_new_root(layout);
 }
 
+}  // namespace
+
 StepResult isolate_zygote(const ZygoteIsolation& plan) {
+  if (plan.container) return isolate_container(plan);
   if (plan.new_user_namespace)
     if (auto r = enter_user_namespace(); !r.ok) return r;
   if (auto r = isolate_network(); !r.ok) return r;
   return enter_new_root({plan.readonly_paths, plan.writable_paths});
 }
 
-int sandbox_uid_for(int pid) { return kFirstSandboxUid + pid; }
+int sandbox_uid_for(int pid, int first) { return first + pid; }
 
 StepResult confine_sandbox(const SandboxConfinement& plan) {
   int owner = plan.uid >= 0 ? plan.uid : 0;

@@ -1,5 +1,6 @@
 #include "core/isolation/root_filesystem.hpp"
 
+#include "core/isolation/container_namespaces.hpp"
 #include "core/isolation/directories.hpp"
 
 #include <errno.h>
@@ -54,6 +55,18 @@ StepResult bind(const std::string& path, bool writable) {
   return StepResult::success();
 }
 
+StepResult mount_proc(int pid_max) {
+  if (::mkdir("/newroot/proc", 0555) != 0) return StepResult::fail(kStep, "mkdir(/proc)", errno);
+  unsigned long flags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+  if (::mount("proc", "/newroot/proc", "proc", flags, "hidepid=invisible") != 0)
+    return StepResult::fail(kStep, "mount(proc)", errno, "needs a pid namespace of the caller's own");
+  if (pid_max > 0)
+    if (auto r = limit_container_pids("/newroot/proc", pid_max); !r.ok) return r;
+  if (::mount(nullptr, "/newroot/proc", nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | flags, nullptr) != 0)
+    return StepResult::fail(kStep, "mount(/proc, MS_REMOUNT|MS_RDONLY)", errno);
+  return StepResult::success();
+}
+
 }  // namespace
 
 const std::vector<std::string>& sandbox_devices() {
@@ -85,6 +98,8 @@ StepResult enter_new_root(const RootLayout& layout) {
     if (auto r = bind(path, true); !r.ok) return r;
   for (const std::string& path : sandbox_devices())
     if (auto r = bind(path, true); !r.ok) return r;
+  if (layout.mount_proc)
+    if (auto r = mount_proc(layout.proc_pid_max); !r.ok) return r;
   // Sandboxes mount their own private tmpfs here.
   if (::mkdir("/newroot/tmp", 01777) != 0 && errno != EEXIST) return StepResult::fail(kStep, "mkdir(/tmp)", errno);
   ::chmod("/newroot/tmp", 01777);

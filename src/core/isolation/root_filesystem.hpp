@@ -15,6 +15,10 @@ namespace faas::isolation {
 struct RootLayout {
   std::vector<std::string> readonly_paths;  // absolute host paths; missing ones are skipped
   std::vector<std::string> writable_paths;  // absolute host directories
+  // CONTAINER: a /proc of the caller's (new) pid namespace that shows each process only its
+  // own uid's processes (hidepid=invisible), read-only once pid_max (if > 0) is written.
+  bool mount_proc = false;
+  int proc_pid_max = 0;
 };
 
 // Device nodes every sandbox gets (bound from the host; nothing else of /dev exists).

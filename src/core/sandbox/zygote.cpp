@@ -59,6 +59,7 @@ std::vector<std::string> Zygote::command_line(const std::string& native_dir) con
   if (!isolation_) return kernel;
   std::vector<std::string> argv = {isolation_->isolate_path};
   if (::geteuid() != 0) argv.emplace_back("--user-namespace");
+  if (isolation_->container) argv.emplace_back("--container");
   for (const auto& path : isolation_->readonly_paths) argv.insert(argv.end(), {"--ro", path});
   for (const auto& path : isolation_->writable_paths) argv.insert(argv.end(), {"--rw", path});
   argv.emplace_back("--");
@@ -237,7 +238,13 @@ void Zygote::on_control_readable() {
         }
         if (!sandbox) continue;
         if (pid > 0 && !fds.empty()) {
-          sandbox->attach_process(pid, std::move(fds.front()), private_dir);
+          // A containerised zygote reports pids of its own namespace; the pidfd tells ours.
+          pid_t host_pid = isolation_ && isolation_->container ? sys::pid_of_pidfd(fds.front().get()) : pid;
+          if (host_pid <= 0) {
+            sandbox->fail_start("the new kernel exited before it could be attached");
+            continue;
+          }
+          sandbox->attach_process(host_pid, std::move(fds.front()), private_dir);
         } else {
           sandbox->fail_start("fork failed: " + (message.empty() ? std::string(std::strerror(err)) : message));
         }

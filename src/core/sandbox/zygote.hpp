@@ -29,6 +29,7 @@ class Sandbox;
 // How to start an isolated zygote: through faas-isolate (src/tools/isolate_main.cpp).
 struct IsolationLaunch {
   std::string isolate_path;
+  bool container = false;  // CONTAINER: its own pid namespace (kernels report namespaced pids)
   std::vector<std::string> readonly_paths;
   std::vector<std::string> writable_paths;
 };

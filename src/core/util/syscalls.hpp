@@ -29,6 +29,10 @@ class SyscallError : public std::runtime_error {
 
 int pidfd_open(pid_t pid);
 int pidfd_send_signal(int pidfd, int sig);
+// The process id, as this process sees it, of the process a pidfd refers to (from
+// /proc/self/fdinfo): how the engine learns the host pid of a kernel whose zygote lives in a
+// pid namespace of its own (CONTAINER). -1 if it cannot be read or the process is gone.
+pid_t pid_of_pidfd(int pidfd);
 
 // AF_UNIX socketpair, both ends close-on-exec; `nonblock_first` makes the first end non-blocking.
 std::pair<UniqueFd, UniqueFd> socket_pair(int type, bool nonblock_first);
