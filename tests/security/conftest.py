@@ -1,6 +1,7 @@
 """Isolation tests skip where the machine cannot isolate, unless FAAS_SDK_MUST_ISOLATE=1 (CI
 sets it), which turns every such skip into a failure (design.md §6)."""
 
+import contextlib
 import os
 
 import pytest
@@ -18,3 +19,43 @@ def _require_isolation(reason) -> None:
     if os.environ.get("FAAS_SDK_MUST_ISOLATE") == "1":
         pytest.fail(f"FAAS_SDK_MUST_ISOLATE=1 but isolation is unavailable: {reason}")
     pytest.skip(reason)
+
+
+@contextlib.contextmanager
+def _bystander(platform, mode):
+    with platform.create_sandbox(mode=mode) as sb:
+        sb.run("x = 41")
+        yield sb
+        assert sb.run("x + 1").value == "42"
+
+
+@pytest.fixture(scope="session")
+def bystander_in():
+    """bystander_in(platform, mode): a context manager holding another sandbox of `mode`, which
+    must not notice what the test does (its state survives)."""
+    return _bystander
+
+
+@pytest.fixture(scope="session")
+def fork_bomb() -> str:
+    """Code that forks until fork() fails, then kills its children and prints how many it had."""
+    return FORK_BOMB
+
+
+FORK_BOMB = """
+import os, time
+children = []
+try:
+    while True:
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(60)
+            os._exit(0)
+        children.append(pid)
+finally:
+    count = len(children)
+    for pid in children:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    print(count)
+"""

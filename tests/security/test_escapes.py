@@ -1,6 +1,6 @@
-"""Escape attempts from a SECURE sandbox, each asserting the errno, signal or sentinel that
-proves it was stopped (design.md §6); the same attempts from a LOCAL sandbox show that LOCAL
-isolates nothing (trusted code only).
+"""Escape attempts from SECURE and CONTAINER sandboxes, each asserting the errno, signal or
+sentinel that proves it was stopped (design.md §6); the same attempts from a LOCAL sandbox show
+that LOCAL isolates nothing (trusted code only).
 
 Each attempt is a function body run inside the sandbox. It returns "ok" when the attempt
 succeeded, the errno's name when it raised OSError, or a sentinel string. `$names` are filled
@@ -24,7 +24,7 @@ from typing import Optional
 import pytest
 
 from faas_sdk import ExecutionPlatform, Limits, Mode
-from faas_sdk._isolation import secure_unavailable_reason
+from faas_sdk._isolation import container_unavailable_reason, secure_unavailable_reason
 
 pytestmark = pytest.mark.skipif(platform.machine() != "x86_64", reason="system call numbers are x86-64's")
 
@@ -33,6 +33,7 @@ NOT_BLOCKED = "!blocked"  # LOCAL expectation: the call reached the kernel (not 
 # LOCAL expectation where this machine refuses even root (its kernel has no module loading or
 # kexec, and root here lacks CAP_SYS_RESOURCE), so LOCAL cannot show the difference.
 KERNEL_REFUSES_ROOT = None
+AS_SECURE = "=secure"  # CONTAINER expectation: the same as SECURE's
 
 PRELUDE = """
 import ctypes, errno, os, resource, socket, stat, subprocess
@@ -48,8 +49,14 @@ def _sys(nr, *args):
 class Attempt:
     name: str
     body: str
-    secure: str           # what SECURE must answer
-    local: Optional[str]  # what LOCAL answers (None: not attempted from LOCAL)
+    secure: Optional[str]         # what SECURE must answer (None: not attempted from SECURE)
+    local: Optional[str]          # what LOCAL answers (None: not attempted from LOCAL)
+    container: Optional[str] = AS_SECURE  # what CONTAINER must answer
+
+    def expected(self, mode: Mode) -> Optional[str]:
+        if mode is Mode.CONTAINER:
+            return self.secure if self.container == AS_SECURE else self.container
+        return self.secure if mode is Mode.SECURE else self.local
 
 
 ATTEMPTS = [
@@ -76,6 +83,16 @@ ATTEMPTS = [
             "only its own", "others too"),
     Attempt("read a host process's /proc", "open('/proc/1/cmdline').read(1)", "ENOENT", "ok"),
     Attempt("read a sibling's memory through /proc", "open('/proc/$sibling_pid/mem', 'rb')", "ENOENT", "ok"),
+    Attempt("read a sibling's /proc by the pid it has in its own namespace",
+            "open('/proc/$sibling_own_pid/environ', 'rb').read(1)", "ENOENT", "ok"),
+    Attempt("see other processes in /proc",
+            "pids = [n for n in os.listdir('/proc') if n.isdigit()]\n"
+            "return 'only its own' if pids == [str(os.getpid())] else 'others too'",
+            "ENOENT", "others too", container="only its own"),
+    Attempt("write a kernel setting under /proc/sys", "open('/proc/sys/kernel/hostname', 'w')",
+            None, None, container="EROFS"),
+    Attempt("drop the host's page cache", "open('/proc/sys/vm/drop_caches', 'w').write('3')", None, None,
+            container="EROFS"),
     Attempt("open a host device", "open('/dev/kmsg', 'rb')", "ENOENT", None),
     Attempt("create a device node", "os.mknod('null2', stat.S_IFCHR | 0o600, os.makedev(1, 3))", "EPERM", "ok"),
     # ---- what it may read (wherever the interpreter is installed, /tmp included) ------------
@@ -101,10 +118,15 @@ ATTEMPTS = [
             "s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.connect(b'\\0$abstract_name')",
             "EPERM", "ok"),
     # ---- other processes -----------------------------------------------------------------------
-    Attempt("signal the host", "os.kill($host_pid, 0)", "EPERM", "ok"),
-    Attempt("signal a sibling sandbox", "os.kill($sibling_pid, 0)", "EPERM", "ok"),
+    # (In CONTAINER the host's pid names no process at all: it is outside the pid namespace.)
+    Attempt("signal the host", "os.kill($host_pid, 0)", "EPERM", "ok", container="ESRCH"),
+    Attempt("signal a sibling sandbox", "os.kill($sibling_own_pid, 0)", "EPERM", "ok"),
     Attempt("signal the host through a pidfd", "fd = os.pidfd_open($host_pid)\nsignal_fd = _sys(424, fd, 0, 0, 0)\n"
-            "return signal_fd", "EPERM", "ok"),
+            "return signal_fd", "EPERM", "ok", container="ESRCH"),
+    Attempt("signal the container's init (the zygote)", "os.kill(1, 0)", None, None, container="EPERM"),
+    Attempt("live in a pid namespace of its own",
+            "return 'own pid namespace' if os.getppid() == 1 and os.getpid() < 65536 else 'host pid namespace'",
+            "host pid namespace", "host pid namespace", container="own pid namespace"),
     Attempt("ptrace a sibling sandbox", "return _sys(101, 0x4206, $sibling_pid, 0, 0)", "EPERM", None),
     Attempt("read a sibling's memory (process_vm_readv)", "return _sys(310, $sibling_pid, 0, 0, 0, 0, 0)", "EPERM",
             NOT_BLOCKED),
@@ -127,6 +149,11 @@ ATTEMPTS = [
     # ---- privileges --------------------------------------------------------------------------
     Attempt("become root", "os.setuid(0)", "EPERM", "ok"),
     Attempt("set the hostname", "socket.sethostname('escaped')", "EPERM", None),
+    Attempt("see the host's name", "return socket.gethostname()", None, None, container="sandbox"),
+    Attempt("see the host's cgroup paths",
+            "paths = {line.split(':', 2)[2].strip() for line in open('/proc/self/cgroup')}\n"
+            "return 'host paths' if paths - {'/'} and not all(p.startswith('/faas_sdk-') for p in paths - {'/'}) "
+            "else 'its own namespace'", None, None, container="its own namespace"),
     Attempt("hold capabilities",
             "header = (ctypes.c_uint32 * 2)(0x20080522, 0); data = (ctypes.c_uint32 * 6)()\n"
             "_libc.capget(header, data)\nreturn 'none' if not any(data) else 'some'", "none", "some"),
@@ -198,6 +225,8 @@ def scene(request, escape_platform, host_listener, tmp_path_factory, require_iso
     mode = request.param
     if mode is Mode.SECURE:
         require_isolation(secure_unavailable_reason())
+    if mode is Mode.CONTAINER:
+        require_isolation(container_unavailable_reason())
     p, host_fd = escape_platform
     abstract_name = f"faas-escape-{mode.value}-{os.getpid()}"
     sibling = p.create_sandbox(mode=mode)
@@ -207,6 +236,7 @@ def scene(request, escape_platform, host_listener, tmp_path_factory, require_iso
         "repo": REPO, "host_pid": os.getpid(), "port": host_listener, "host_fd": host_fd,
         "host_tmp": str(tmp_path_factory.mktemp("host")), "sibling_pid": sibling.pid,
         "sibling_workdir": sibling.workdir, "abstract_name": abstract_name,
+        "sibling_own_pid": int(sibling.run("import os; os.getpid()").value),
         "clean_environment": repr(CLEAN_ENVIRONMENT),
     }
     sibling.run("_libc.shmctl(_shm, 0, None)")  # IPC_RMID: SysV segments outlive processes
@@ -220,14 +250,14 @@ def attempt_in(mode, p, scene_values, attempt: Attempt) -> str:
         return ast.literal_eval(result.value)
 
 
-CASES = [pytest.param(Mode.SECURE, a, id=f"SECURE-{a.name}") for a in ATTEMPTS] + [
-    pytest.param(Mode.LOCAL, a, id=f"LOCAL-{a.name}") for a in ATTEMPTS if a.local is not None]
+CASES = [pytest.param(mode, a, id=f"{mode.name}-{a.name}")
+         for mode in (Mode.SECURE, Mode.CONTAINER, Mode.LOCAL) for a in ATTEMPTS if a.expected(mode) is not None]
 
 
 @pytest.mark.parametrize("scene, attempt", CASES, indirect=["scene"])
 def test_escape(scene, attempt):
     mode, p, values = scene
-    expected = attempt.secure if mode is Mode.SECURE else attempt.local
+    expected = attempt.expected(mode)
     outcome = attempt_in(mode, p, values, attempt)
     if expected == NOT_BLOCKED:
         assert outcome not in ("EPERM", "ENOSYS", "EACCES"), f"{attempt.name}: {outcome}"
@@ -235,5 +265,6 @@ def test_escape(scene, attempt):
         assert outcome == expected, f"{attempt.name} from {mode.name}: got {outcome}, expected {expected}"
 
 
-def test_there_are_at_least_forty_escape_attempts():
-    assert len([a for a in ATTEMPTS if a.secure]) >= 40
+@pytest.mark.parametrize("mode", [Mode.SECURE, Mode.CONTAINER])
+def test_there_are_at_least_forty_escape_attempts(mode):
+    assert len([a for a in ATTEMPTS if a.expected(mode) not in (None, NOT_BLOCKED)]) >= 40

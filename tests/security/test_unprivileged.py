@@ -1,5 +1,6 @@
-"""SECURE mode also works for an unprivileged host user, through a user namespace: the whole
-platform runs as `nobody` here, and a failed isolation step is reported by name."""
+"""SECURE and CONTAINER modes also work for an unprivileged host user, through a user
+namespace: the whole platform runs as `nobody` here, and a failed isolation step is reported by
+name."""
 
 from __future__ import annotations
 
@@ -22,11 +23,12 @@ NATIVE_DIR = os.path.dirname(os.path.abspath(_core.__file__))
 # As nobody: the host's interpreter may live where nobody cannot read (e.g. under /root), so use
 # the system's Python of the same version, and point faas_sdk at this build.
 SCRIPT = textwrap.dedent(f"""
-    import json, sys
+    import json, sys, warnings
     sys.path.insert(0, {PACKAGE_SOURCE!r})
     import faas_sdk
     faas_sdk.__path__.append({NATIVE_DIR!r})
-    from faas_sdk import ExecutionPlatform, Mode
+    from faas_sdk import ExecutionPlatform, Limits, Mode
+    mode = Mode[sys.argv[1]]
     PROBE = '''
     import ctypes, errno, os, socket
     def attempt(fn):
@@ -41,12 +43,19 @@ SCRIPT = textwrap.dedent(f"""
     dict(shadow=attempt(lambda: open("/etc/shadow")), usr=attempt(lambda: open("/usr/x", "w")),
          kill_init=attempt(lambda: os.kill(1, 0)), interfaces=[n for _, n in socket.if_nameindex()],
          tcp=attempt(lambda: socket.create_connection(("127.0.0.1", 22), timeout=2)),
-         capabilities=sum(data), note=open("note.txt").read())
+         capabilities=sum(data), note=open("note.txt").read(), hostname=socket.gethostname(),
+         own_pid_namespace=os.getppid() == 1)
     '''
     with ExecutionPlatform(warm_pool_size=0) as p:
-        sandbox = p.create_sandbox(mode=Mode.SECURE)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            limits = Limits(memory_bytes=256 << 20) if mode is Mode.CONTAINER else None
+            sandbox = p.create_sandbox(mode=mode, limits=limits)
         result = sandbox.run(PROBE)
-        print(json.dumps(dict(success=result.success, error=str(result.error), value=result.value)))
+        memory = sandbox.run("hog = bytearray(1 << 30)")
+        print(json.dumps(dict(success=result.success, error=str(result.error), value=result.value,
+                              warnings=[type(w.message).__name__ for w in caught],
+                              memory=memory.limit_exceeded)))
 """)
 
 
@@ -69,14 +78,24 @@ def nobody_python(require_isolation):
     return python
 
 
-def test_secure_sandbox_of_an_unprivileged_host_is_isolated(nobody_python):
-    run = as_nobody([nobody_python, "-c", SCRIPT], cwd="/")
+@pytest.mark.parametrize("mode", ["SECURE", "CONTAINER"])
+def test_sandbox_of_an_unprivileged_host_is_isolated(nobody_python, mode):
+    run = as_nobody([nobody_python, "-c", SCRIPT, mode], cwd="/")
     assert run.returncode == 0, run.stderr
     outcome = json.loads(run.stdout.strip().splitlines()[-1])
     assert outcome["success"], outcome["error"]
-    probe = eval(outcome["value"])  # a dict literal of strings and ints
+    probe = eval(outcome["value"])  # a dict literal of strings, ints and booleans
+    hostname = probe.pop("hostname")
+    own_pid_namespace = probe.pop("own_pid_namespace")
     assert probe == {"shadow": "ENOENT", "usr": "EROFS", "kill_init": "EPERM", "interfaces": ["lo"],
                      "tcp": "EACCES", "capabilities": 0, "note": "mine"}
+    if mode == "CONTAINER":
+        assert hostname == "sandbox" and own_pid_namespace
+        # nobody cannot write the host's cgroups: the memory limit falls back to RLIMIT_AS, and says so
+        assert outcome["warnings"] == ["LimitWeakenedWarning"]
+        assert outcome["memory"] == "memory_bytes"
+    else:
+        assert hostname != "sandbox" and not own_pid_namespace
 
 
 def test_a_failed_step_is_named(nobody_python):
