@@ -1,11 +1,12 @@
-"""SECURE mode against LOCAL and against bubblewrap, in the same run.
+"""The isolated modes (SECURE, CONTAINER) against LOCAL and against bubblewrap, in the same run.
 
-- a SECURE sandbox from its warm pool (target p50 <= 3 ms), and one forked and confined on
-  demand (non-default options bypass the pool);
-- execute(print) in SECURE from the warm pool;
-- the warm round trip in SECURE and LOCAL, in paired rounds (target: SECURE within 10%);
+- a sandbox from its mode's warm pool (targets p50 <= 3 ms SECURE, <= 5 ms CONTAINER), and one
+  forked and confined on demand (non-default options bypass the pool);
+- execute(print) from the warm pool;
+- the warm round trip in LOCAL, SECURE and CONTAINER, in interleaved rounds (target: each
+  isolated mode within 10% of LOCAL);
 - `bwrap --unshare-all ... python -c "print('hello')"`, the conventional baseline.
-Branch creation in SECURE is not benchmarked: snapshots of SECURE sandboxes do not exist yet.
+Branch creation in the isolated modes is not benchmarked: their snapshots do not exist yet.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import time
 import pytest
 
 from faas_sdk import Mode
-from faas_sdk._isolation import secure_unavailable_reason
+from faas_sdk._isolation import container_unavailable_reason, secure_unavailable_reason
 
 ROUNDS, WARMUP = 200, 10
 RT_ROUNDS, RT_WARMUP = 5000, 200
@@ -27,24 +28,29 @@ POOL_REFILL_PAUSE_S = 0.03
 
 pytestmark = pytest.mark.skipif(secure_unavailable_reason() is not None,
                                 reason=str(secure_unavailable_reason()))
+ISOLATED = [pytest.param(Mode.SECURE, id="SECURE"),
+            pytest.param(Mode.CONTAINER, id="CONTAINER", marks=pytest.mark.skipif(
+                container_unavailable_reason() is not None, reason=str(container_unavailable_reason())))]
 
 
-def test_secure_create_from_refilled_warm_pool(benchmark, platform, record):
+@pytest.mark.parametrize("mode", ISOLATED)
+def test_isolated_create_from_refilled_warm_pool(benchmark, platform, record, mode):
     made = []
-    platform.create_sandbox(mode=Mode.SECURE).close()  # starts the SECURE zygote and its pool
+    platform.create_sandbox(mode=mode).close()  # starts the mode's zygote and its pool
 
     def close_it():
         sb = made.pop()
         assert sb.run("import os; os.getuid() != 0").value == "True"
         sb.close()
 
-    benchmark.pedantic(lambda: made.append(platform.create_sandbox(mode=Mode.SECURE)),
+    benchmark.pedantic(lambda: made.append(platform.create_sandbox(mode=mode)),
                        setup=lambda: time.sleep(POOL_REFILL_PAUSE_S), teardown=close_it,
                        rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1)
-    record(benchmark, "secure_create_warm")
+    record(benchmark, f"{mode.value}_create_warm")
 
 
-def test_secure_create_forked_on_demand(benchmark, platform, record):
+@pytest.mark.parametrize("mode", ISOLATED)
+def test_isolated_create_forked_on_demand(benchmark, platform, record, mode):
     made = []
 
     def close_it():
@@ -52,30 +58,37 @@ def test_secure_create_forked_on_demand(benchmark, platform, record):
         assert sb.run("import os; os.environ['K']").value == "'V'"
         sb.close()
 
-    benchmark.pedantic(lambda: made.append(platform.create_sandbox(mode=Mode.SECURE, env={"K": "V"})),
+    benchmark.pedantic(lambda: made.append(platform.create_sandbox(mode=mode, env={"K": "V"})),
                        teardown=close_it, rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1)
-    record(benchmark, "secure_create_fork")
+    record(benchmark, f"{mode.value}_create_fork")
 
 
-def test_secure_execute_print_from_refilled_warm_pool(benchmark, platform, record):
+@pytest.mark.parametrize("mode", ISOLATED)
+def test_isolated_execute_print_from_refilled_warm_pool(benchmark, platform, record, mode):
     engine: list[float] = []
 
     def execute():
-        r = platform.execute("print('hello')", mode=Mode.SECURE)
+        r = platform.execute("print('hello')", mode=mode)
         assert r.success and r.stdout == "hello\n", r
         engine.append(r.duration)
 
     benchmark.pedantic(execute, setup=lambda: time.sleep(POOL_REFILL_PAUSE_S), rounds=ROUNDS,
                        warmup_rounds=WARMUP, iterations=1)
-    record(benchmark, "secure_execute_warm", engine=engine[-ROUNDS:])
+    record(benchmark, f"{mode.value}_execute_warm", engine=engine[-ROUNDS:])
 
 
-@pytest.mark.parametrize("mode", [Mode.LOCAL, Mode.SECURE], ids=["LOCAL", "SECURE"])
+def _round_trip_modes() -> list[Mode]:
+    return [Mode.LOCAL, Mode.SECURE] + ([Mode.CONTAINER] if container_unavailable_reason() is None else [])
+
+
+@pytest.mark.parametrize("mode", [Mode.LOCAL] + ISOLATED, ids=lambda m: getattr(m, "name", m))
 def test_round_trip_paired(benchmark, platform, record, mode):
-    """Each round runs `pass` in both modes back to back, so machine noise hits both alike;
-    pytest-benchmark times the mode under test, the other keeps the pairing."""
-    with platform.create_sandbox(mode=Mode.LOCAL) as local, platform.create_sandbox(mode=Mode.SECURE) as secure:
-        timed, other = (local, secure) if mode is Mode.LOCAL else (secure, local)
+    """Each round runs `pass` in every mode back to back, so machine noise hits all alike;
+    pytest-benchmark times the mode under test, the others keep the interleaving."""
+    sandboxes = {m: platform.create_sandbox(mode=m) for m in _round_trip_modes()}
+    try:
+        timed = sandboxes[mode]
+        others = [sb for m, sb in sandboxes.items() if m is not mode]
         engine: list[float] = []
 
         def paired_round():
@@ -83,12 +96,16 @@ def test_round_trip_paired(benchmark, platform, record, mode):
             assert r.success, r.error
             engine.append(r.duration)
 
-        def other_round() -> None:  # pedantic's setup must return None
-            other.run("pass")
+        def other_rounds() -> None:  # pedantic's setup must return None
+            for sb in others:
+                sb.run("pass")
 
-        benchmark.pedantic(paired_round, setup=other_round, rounds=RT_ROUNDS,
+        benchmark.pedantic(paired_round, setup=other_rounds, rounds=RT_ROUNDS,
                            warmup_rounds=RT_WARMUP, iterations=1)
         record(benchmark, f"round_trip_{mode.value}_paired", engine=engine[-RT_ROUNDS:])
+    finally:
+        for sb in sandboxes.values():
+            sb.close()
 
 
 def test_bwrap_python_baseline(benchmark, record):
