@@ -54,14 +54,18 @@ class ExecutionPlatform:
 
     def create_sandbox(self, mode: Mode = Mode.LOCAL, workdir: Optional[str] = None,
                        env: Optional[Mapping[str, str]] = None, limits: Optional[Limits] = None,
-                       python: Optional[str] = None) -> Sandbox:
+                       python: Optional[str] = None, rootfs: Optional[str] = None) -> Sandbox:
         """A new, ready sandbox.
 
         workdir  its working directory (created if missing, kept on close); default: a private
                  temporary directory removed on close
         env      variables added to the inherited environment
         limits   resource limits (see Limits)
-        python   interpreter for this sandbox (default: the platform's)
+        python   interpreter for this sandbox (default: the platform's; with rootfs, a path
+                 inside it, default /usr/bin/python3, which must be CPython of the host's
+                 version: the kernel's native helper is built for it)
+        rootfs   CONTAINER only: a directory holding a root file system (e.g. made with
+                 debootstrap) to run in instead of the host's system directories
         """
         self._check_open()
         _check_mode(mode)
@@ -71,7 +75,11 @@ class ExecutionPlatform:
         limits = limits or Limits()
         interpreter = os.path.abspath(python) if python else self._python
         isolation = ISOLATION_PROFILE.get(mode, "")
-        default_options = workdir is None and not env and limits.is_default and interpreter == self._python
+        if rootfs is not None:
+            isolation = _rootfs_profile(mode, rootfs)
+            interpreter = python or "/usr/bin/python3"
+        default_options = (workdir is None and not env and limits.is_default and interpreter == self._python
+                           and rootfs is None)
         cgroup = None
         if default_options:
             raw = core.take_warm_sandbox(interpreter, isolation)
@@ -295,6 +303,16 @@ class ExecutionPlatform:
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self.sandboxes)} open sandboxes"
         return f"<ExecutionPlatform python={self._python!r} {state}>"
+
+
+def _rootfs_profile(mode: Mode, rootfs: str) -> str:
+    """The engine's isolation profile of a CONTAINER running in `rootfs`."""
+    if mode is not Mode.CONTAINER:
+        raise ValueError(f"rootfs= goes with Mode.CONTAINER, not {mode.name}")
+    path = os.path.realpath(rootfs)
+    if not os.path.isdir(path):
+        raise ValueError(f"rootfs {rootfs!r} is not a directory")
+    return f"{ISOLATION_PROFILE[mode]}:{path}"
 
 
 def _cgroup_for(raw_sandbox, values: dict) -> SandboxCgroup:

@@ -131,13 +131,22 @@ std::shared_ptr<sandbox::Zygote> Engine::zygote_for(const std::string& python, c
 }
 
 sandbox::IsolationLaunch Engine::isolation_launch(const std::string& isolation) const {
-  if (isolation != "secure" && isolation != "container")
+  // "secure", "container", or "container:<rootfs>" (a base system of the user's).
+  std::string profile = isolation.substr(0, isolation.find(':'));
+  if (profile != "secure" && profile != "container")
     throw Error(ErrorKind::kNotImplemented, "unknown isolation profile " + isolation);
   sandbox::IsolationLaunch launch;
   launch.isolate_path = config_.isolate_path;
-  launch.container = isolation == "container";
-  launch.readonly_paths = config_.isolation_readonly_paths;
+  launch.container = profile == "container";
   launch.writable_paths = {temp_root_};
+  if (launch.container && isolation.size() > profile.size()) {
+    launch.rootfs = isolation.substr(profile.size() + 1);
+    // The rootfs brings the interpreter and system; only the kernel and its helper come from us.
+    auto directory_of = [](const std::string& path) { return path.substr(0, path.rfind('/')); };
+    launch.readonly_paths = {directory_of(config_.kernel_script), directory_of(config_.broker_path)};
+  } else {
+    launch.readonly_paths = config_.isolation_readonly_paths;
+  }
   return launch;
 }
 

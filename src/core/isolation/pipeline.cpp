@@ -18,7 +18,7 @@ StepResult isolate_container(const ZygoteIsolation& plan) {
   bool root = !plan.new_user_namespace;
   if (auto r = enter_container_namespaces({root, kContainerFirstUid, kContainerSandboxIds}); !r.ok) return r;
   if (auto r = set_container_hostname("sandbox"); !r.ok) return r;
-  RootLayout layout{plan.readonly_paths, plan.writable_paths};
+  RootLayout layout{plan.readonly_paths, plan.writable_paths, plan.rootfs};
   layout.mount_proc = true;
   layout.proc_pid_max = root ? kContainerSandboxIds : 0;  // unprivileged: one uid for all anyway
   return enter_new_root(layout);

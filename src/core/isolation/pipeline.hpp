@@ -25,6 +25,7 @@ namespace faas::isolation {
 struct ZygoteIsolation {
   bool new_user_namespace = false;          // true when the host is not root
   bool container = false;                   // CONTAINER: the namespaces, hostname and /proc
+  std::string rootfs;                       // CONTAINER: a host directory as the base system
   std::vector<std::string> readonly_paths;  // what the interpreter needs to run
   std::vector<std::string> writable_paths;  // the engine's directory of workdirs
 };

@@ -11,6 +11,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include <climits>
 
 namespace faas::isolation {
@@ -20,9 +22,9 @@ constexpr const char* kStep = "mounts";
 
 std::string parent_of(const std::string& path) { return path.substr(0, path.rfind('/')); }
 
-// Binds host path `source` (seen under /oldroot) at the same path under /newroot.
-StepResult bind(const std::string& path, bool writable) {
-  std::string source = "/oldroot" + path;
+// Binds host path `host_path` (seen under /oldroot) at `path` under /newroot.
+StepResult bind_at(const std::string& host_path, const std::string& path, bool writable) {
+  std::string source = "/oldroot" + host_path;
   std::string target = "/newroot" + path;
   struct stat st;
   if (::lstat(source.c_str(), &st) != 0) return StepResult::success();  // absent on this host
@@ -55,6 +57,14 @@ StepResult bind(const std::string& path, bool writable) {
   return StepResult::success();
 }
 
+// Binds host path `path` at the same path.
+StepResult bind(const std::string& path, bool writable) { return bind_at(path, path, writable); }
+
+bool kept_out_of_rootfs(const std::string& name) {
+  return name == "." || name == ".." || name == "proc" || name == "dev" || name == "sys" || name == "tmp" ||
+         name == "run";
+}
+
 StepResult mount_proc(int pid_max) {
   if (::mkdir("/newroot/proc", 0555) != 0) return StepResult::fail(kStep, "mkdir(/proc)", errno);
   unsigned long flags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
@@ -68,6 +78,20 @@ StepResult mount_proc(int pid_max) {
 }
 
 }  // namespace
+
+std::vector<std::string> rootfs_entries(const std::string& rootfs) {
+  std::vector<std::string> entries;
+  DIR* dir = ::opendir(rootfs.c_str());
+  if (!dir) return entries;
+  while (dirent* entry = ::readdir(dir)) {
+    std::string name = entry->d_name;
+    struct stat st;
+    if (kept_out_of_rootfs(name) || ::lstat((rootfs + "/" + name).c_str(), &st) != 0 || S_ISLNK(st.st_mode)) continue;
+    entries.push_back("/" + name);
+  }
+  ::closedir(dir);
+  return entries;
+}
 
 const std::vector<std::string>& sandbox_devices() {
   static const std::vector<std::string> devices = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random",
@@ -92,6 +116,16 @@ StepResult enter_new_root(const RootLayout& layout) {
   if (::mount("tmpfs", "/newroot", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") != 0)
     return StepResult::fail(kStep, "mount(tmpfs, newroot)", errno);
 
+  if (!layout.rootfs.empty()) {
+    DIR* dir = ::opendir(("/oldroot" + layout.rootfs).c_str());
+    if (!dir) return StepResult::fail(kStep, "opendir(" + layout.rootfs + ")", errno, "the rootfs must be a directory");
+    std::vector<std::string> names;
+    while (dirent* entry = ::readdir(dir))
+      if (!kept_out_of_rootfs(entry->d_name)) names.emplace_back(entry->d_name);
+    ::closedir(dir);
+    for (const std::string& name : names)
+      if (auto r = bind_at(layout.rootfs + "/" + name, "/" + name, false); !r.ok) return r;
+  }
   for (const std::string& path : layout.readonly_paths)
     if (auto r = bind(path, false); !r.ok) return r;
   for (const std::string& path : layout.writable_paths)

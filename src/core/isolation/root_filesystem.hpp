@@ -15,6 +15,9 @@ namespace faas::isolation {
 struct RootLayout {
   std::vector<std::string> readonly_paths;  // absolute host paths; missing ones are skipped
   std::vector<std::string> writable_paths;  // absolute host directories
+  // CONTAINER with a rootfs of the user's: each top-level entry of this host directory is bound
+  // read-only at /<entry> (all but proc, dev, sys, tmp and run: the sandbox gets its own).
+  std::string rootfs;
   // CONTAINER: a /proc of the caller's (new) pid namespace that shows each process only its
   // own uid's processes (hidepid=invisible), read-only once pid_max (if > 0) is written.
   bool mount_proc = false;
@@ -25,5 +28,9 @@ struct RootLayout {
 const std::vector<std::string>& sandbox_devices();
 
 StepResult enter_new_root(const RootLayout& layout);
+
+// The paths at which enter_new_root() shows a rootfs's entries ("/usr", "/etc", ...; symlinks
+// left out: they resolve to one of the others). Read on the host, before isolating.
+std::vector<std::string> rootfs_entries(const std::string& rootfs);
 
 }  // namespace faas::isolation

@@ -60,6 +60,7 @@ std::vector<std::string> Zygote::command_line(const std::string& native_dir) con
   std::vector<std::string> argv = {isolation_->isolate_path};
   if (::geteuid() != 0) argv.emplace_back("--user-namespace");
   if (isolation_->container) argv.emplace_back("--container");
+  if (!isolation_->rootfs.empty()) argv.insert(argv.end(), {"--rootfs", isolation_->rootfs});
   for (const auto& path : isolation_->readonly_paths) argv.insert(argv.end(), {"--ro", path});
   for (const auto& path : isolation_->writable_paths) argv.insert(argv.end(), {"--rw", path});
   argv.emplace_back("--");

@@ -30,6 +30,7 @@ class Sandbox;
 struct IsolationLaunch {
   std::string isolate_path;
   bool container = false;  // CONTAINER: its own pid namespace (kernels report namespaced pids)
+  std::string rootfs;      // CONTAINER: the user's base system instead of the host's
   std::vector<std::string> readonly_paths;
   std::vector<std::string> writable_paths;
 };
