@@ -44,7 +44,8 @@ SCRIPT = textwrap.dedent(f"""
          kill_init=attempt(lambda: os.kill(1, 0)), interfaces=[n for _, n in socket.if_nameindex()],
          tcp=attempt(lambda: socket.create_connection(("127.0.0.1", 22), timeout=2)),
          capabilities=sum(data), note=open("note.txt").read(), hostname=socket.gethostname(),
-         own_pid_namespace=os.getppid() == 1)
+         own_pid_namespace=os.getppid() == 1,
+         processes=sorted(n for n in os.listdir("/proc") if n.isdigit()) if os.path.isdir("/proc") else None)
     '''
     with ExecutionPlatform(warm_pool_size=0) as p:
         with warnings.catch_warnings(record=True) as caught:
@@ -87,15 +88,17 @@ def test_sandbox_of_an_unprivileged_host_is_isolated(nobody_python, mode):
     probe = eval(outcome["value"])  # a dict literal of strings, ints and booleans
     hostname = probe.pop("hostname")
     own_pid_namespace = probe.pop("own_pid_namespace")
+    processes = probe.pop("processes")
     assert probe == {"shadow": "ENOENT", "usr": "EROFS", "kill_init": "EPERM", "interfaces": ["lo"],
                      "tcp": "EACCES", "capabilities": 0, "note": "mine"}
     if mode == "CONTAINER":
         assert hostname == "sandbox" and own_pid_namespace
+        assert processes == ["2"]  # itself: the zygote (pid 1, the same host uid) is hidden
         # nobody cannot write the host's cgroups: the memory limit falls back to RLIMIT_AS, and says so
         assert outcome["warnings"] == ["LimitWeakenedWarning"]
         assert outcome["memory"] == "memory_bytes"
     else:
-        assert hostname != "sandbox" and not own_pid_namespace
+        assert hostname != "sandbox" and not own_pid_namespace and processes is None
 
 
 def test_a_failed_step_is_named(nobody_python):
