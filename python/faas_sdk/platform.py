@@ -54,7 +54,8 @@ class ExecutionPlatform:
 
     def create_sandbox(self, mode: Mode = Mode.LOCAL, workdir: Optional[str] = None,
                        env: Optional[Mapping[str, str]] = None, limits: Optional[Limits] = None,
-                       python: Optional[str] = None, rootfs: Optional[str] = None) -> Sandbox:
+                       python: Optional[str] = None, rootfs: Optional[str] = None,
+                       loopback: bool = False) -> Sandbox:
         """A new, ready sandbox.
 
         workdir  its working directory (created if missing, kept on close); default: a private
@@ -66,6 +67,9 @@ class ExecutionPlatform:
                  version: the kernel's native helper is built for it)
         rootfs   CONTAINER only: a directory holding a root file system (e.g. made with
                  debootstrap) to run in instead of the host's system directories
+        loopback SECURE and CONTAINER: a network namespace of the sandbox's own with its
+                 loopback up, so it can serve and reach itself on 127.0.0.1 and ::1 (TCP
+                 included); still no other network, host or sandbox
         """
         self._check_open()
         _check_mode(mode)
@@ -78,8 +82,10 @@ class ExecutionPlatform:
         if rootfs is not None:
             isolation = _rootfs_profile(mode, rootfs)
             interpreter = python or "/usr/bin/python3"
+        if loopback and not isolation:
+            raise ValueError(f"loopback= goes with Mode.SECURE or Mode.CONTAINER; {mode.name} uses the host's network")
         default_options = (workdir is None and not env and limits.is_default and interpreter == self._python
-                           and rootfs is None)
+                           and rootfs is None and not loopback)
         cgroup = None
         if default_options:
             raw = core.take_warm_sandbox(interpreter, isolation)
@@ -93,6 +99,7 @@ class ExecutionPlatform:
                 output_limit=limits.output_bytes,
                 interrupt_grace=DEFAULT_INTERRUPT_GRACE,
                 isolation=isolation,
+                loopback=bool(loopback),
             )
             if enforcement.cgroup:
                 cgroup = _cgroup_for(raw, enforcement.cgroup)

@@ -68,10 +68,11 @@ void register_engine(py::module_& m) {
       "create_sandbox",
       [](std::string python, std::string workdir, std::vector<std::pair<std::string, std::string>> env,
          std::vector<std::pair<int, uint64_t>> rlimits, size_t output_limit, double interrupt_grace,
-         std::string isolation) {
+         std::string isolation, bool loopback) {
         sandbox::SandboxSpec spec;
         spec.python = std::move(python);
         spec.isolation = std::move(isolation);
+        spec.loopback = loopback;
         spec.workdir = std::move(workdir);
         spec.env = std::move(env);
         spec.rlimits = std::move(rlimits);
@@ -82,7 +83,7 @@ void register_engine(py::module_& m) {
         return engine.create_sandbox(std::move(spec), true);
       },
       py::arg("python"), py::arg("workdir"), py::arg("env"), py::arg("rlimits"), py::arg("output_limit"),
-      py::arg("interrupt_grace"), py::arg("isolation") = "");
+      py::arg("interrupt_grace"), py::arg("isolation") = "", py::arg("loopback") = false);
 
   m.def(
       "take_warm_sandbox",

@@ -43,13 +43,15 @@ extern "C" PyObject* faas_native_prepare_confinement(PyObject*, PyObject* args) 
 extern "C" PyObject* faas_native_confine(PyObject*, PyObject* args) {
   const char* workdir;
   int first_uid;  // the profile's first sandbox uid, or -1 to keep ours (a user namespace's)
-  if (!PyArg_ParseTuple(args, "si", &workdir, &first_uid)) return nullptr;
+  int loopback;   // a network namespace of its own with lo up (and TCP allowed in it)
+  if (!PyArg_ParseTuple(args, "sip", &workdir, &first_uid, &loopback)) return nullptr;
   if (!g_prepared) return raise_failure({"seccomp", "prepare_confinement", EINVAL, "the zygote did not prepare"});
   faas::isolation::SandboxConfinement plan;
   plan.workdir = workdir;
   plan.readable_paths = g_readable;
   plan.uid = first_uid >= 0 ? faas::isolation::sandbox_uid_for(::getpid(), first_uid) : -1;
   plan.seccomp = &g_seccomp;
+  plan.loopback = loopback != 0;
   auto result = faas::isolation::confine_sandbox(plan);
   if (!result.ok) return raise_failure(result.failure);
   return PyLong_FromLong(plan.uid);

@@ -9,7 +9,7 @@ import struct
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from _faas_wire import (CONTROL_BUFFER, FORK_CHILD_EXITED, FORK_DONE, FORK_REQUEST,
+from _faas_wire import (CONTROL_BUFFER, FORK_CHILD_EXITED, FORK_DONE, FORK_LOOPBACK, FORK_REQUEST,
                         FORK_SERVER_READY, Reader, wire_str)
 
 
@@ -22,6 +22,7 @@ class ForkRequest:
     env: list
     rlimits: list
     seed: Optional[int]
+    loopback: bool          # an isolated kernel: a network namespace of its own, lo up
 
 
 def parse_fork_request(msg: bytes, fds: list) -> ForkRequest:
@@ -32,7 +33,9 @@ def parse_fork_request(msg: bytes, fds: list) -> ForkRequest:
     env = [(r.str(), r.str()) for _ in range(r.take("<I"))]
     rlimits = [(r.take("<I"), r.take("<Q")) for _ in range(r.take("<I"))]
     has_seed, seed = r.take("<B"), r.take("<Q")
-    return ForkRequest(list(fds), sandbox_id, workdir, env, rlimits, seed if has_seed else None)
+    flags = r.take("<B")
+    return ForkRequest(list(fds), sandbox_id, workdir, env, rlimits, seed if has_seed else None,
+                       bool(flags & FORK_LOOPBACK))
 
 
 class ForkServer:

@@ -427,7 +427,7 @@ def zygote_child(request, zygote_pid: int) -> None:
         os._exit(70)
     try:
         if _confine is not None:
-            _faas_native.confine(request.workdir, _confine)
+            _faas_native.confine(request.workdir, _confine, request.loopback)
             # A change of uid clears the parent-death signal: set it again.
             _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
             if os.getppid() != zygote_pid:

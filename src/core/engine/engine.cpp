@@ -151,6 +151,8 @@ sandbox::IsolationLaunch Engine::isolation_launch(const std::string& isolation) 
 }
 
 std::shared_ptr<sandbox::Sandbox> Engine::create_sandbox(sandbox::SandboxSpec spec, bool wait_ready) {
+  if (spec.loopback && spec.isolation.empty())
+    throw Error(ErrorKind::kFaas, "a loopback network of its own is for isolated sandboxes: LOCAL uses the host's");
   if (!spec.isolation.empty() && !spec.workdir.empty())
     throw Error(ErrorKind::kNotImplemented, "a workdir of your choice is not available in " + spec.isolation +
                                                 " mode yet: sandboxes there get a private one");

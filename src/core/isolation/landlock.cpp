@@ -80,7 +80,7 @@ StepResult restrict_filesystem(const FilesystemRules& rules) {
   RulesetAttr attr{handled, 0, 0};
   size_t attr_size = sizeof(uint64_t);
   if (abi >= 4) {
-    attr.handled_access_net = kNetBindTcp | kNetConnectTcp;
+    attr.handled_access_net = rules.tcp ? 0 : kNetBindTcp | kNetConnectTcp;
     attr_size = 2 * sizeof(uint64_t);
   }
   if (abi >= 6) {

@@ -41,9 +41,13 @@ StepResult confine_sandbox(const SandboxConfinement& plan) {
   PrivateMounts mounts{plan.workdir, static_cast<uid_t>(owner), static_cast<gid_t>(owner)};
   for (const auto& path : plan.readable_paths)
     if (path.rfind("/tmp/", 0) == 0) mounts.under_tmp.push_back(path);
+  if (plan.loopback)
+    if (auto r = enter_loopback_network(); !r.ok) return r;
   if (auto r = enter_private_mounts(mounts); !r.ok) return r;
   if (auto r = drop_privileges(plan.uid, plan.uid); !r.ok) return r;
-  if (auto r = restrict_filesystem({plan.readable_paths, {plan.workdir, "/tmp"}, sandbox_devices()}); !r.ok) return r;
+  FilesystemRules rules{plan.readable_paths, {plan.workdir, "/tmp"}, sandbox_devices()};
+  rules.tcp = plan.loopback;  // its namespace holds nothing but its own loopback
+  if (auto r = restrict_filesystem(rules); !r.ok) return r;
   if (!plan.seccomp) return StepResult::fail("seccomp", "compile", EINVAL, "the zygote compiled no filter");
   return load_seccomp_program(*plan.seccomp);
 }

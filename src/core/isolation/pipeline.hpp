@@ -8,7 +8,8 @@
 //                    CONTAINER: user+pid+uts+ipc+cgroup+network namespaces -> hostname ->
 //                               root filesystem with the pid namespace's /proc
 //   confine_sandbox  in every new kernel, right after the fork, before any user code:
-//                    private mounts -> capabilities and uid -> landlock -> seccomp
+//                    [own loopback network] -> private mounts -> capabilities and uid ->
+//                    landlock -> seccomp
 // Resource limits: rlimits are applied by the kernel itself just after (kernel.py); CONTAINER's
 // cgroup limits by the host, which alone can write the host's cgroup files
 // (python/faas_sdk/_cgroups.py).
@@ -37,6 +38,7 @@ struct SandboxConfinement {
   std::vector<std::string> readable_paths;  // the zygote's read-only paths
   int uid = -1;                             // -1: keep (an unprivileged host's user namespace)
   const SeccompProgram* seccomp = nullptr;  // compiled once by the zygote
+  bool loopback = false;                    // own network namespace, lo up, TCP allowed in it
 };
 
 // The unprivileged uid of the sandbox whose kernel has process id `pid` (root hosts): unique

@@ -21,14 +21,17 @@ enum BrokerMessage : uint8_t {
 // engine <-> zygote, and engine <-> snapshot template (the same fork-server protocol)
 enum ZygoteMessage : uint8_t {
   kZygoteFork = 0x01,    // u32 request, str sandbox id, str workdir, u32 n, (str k, str v)*,
-                         // u32 m, (u32 resource, u64 limit)*, u8 has seed, u64 seed;
-                         // fds [data socket, stdout, stderr]
+                         // u32 m, (u32 resource, u64 limit)*, u8 has seed, u64 seed,
+                         // u8 flags (kForkLoopback); fds [data socket, stdout, stderr]
   kZygoteReady = 0x80,   // i32 pid, str python version
   kZygoteForked = 0x81,  // u32 request, i32 pid, i32 errno, str message, str private directory
                          // (a branch's layer dir, to remove when it ends; else empty);
                          // fds [pidfd] if pid > 0
   kZygoteExited = 0x82,  // i32 pid, i32 wait status
 };
+
+// FORK flags.
+constexpr uint8_t kForkLoopback = 0x01;  // an isolated kernel: a network namespace of its own, lo up
 
 // engine <-> kernel frames: header then payload.
 struct FrameHeader {

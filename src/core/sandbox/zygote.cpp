@@ -176,6 +176,7 @@ void Zygote::fork_sandbox(const std::shared_ptr<Sandbox>& sandbox, UniqueFd sock
   }
   out.u8(spec.seed ? 1 : 0);
   out.u64(spec.seed.value_or(0));
+  out.u8(spec.loopback ? kForkLoopback : 0);
   if (out.buffer().size() > sys::kMaxControlMessage) {
     {
       std::lock_guard lock(mu_);
