@@ -50,11 +50,16 @@ LABELS = {
     "round_trip_secure_paired": 'sandbox.run("pass"), SECURE (same rounds as LOCAL, one CPU)',
     "round_trip_local_with_container": 'sandbox.run("pass"), LOCAL, in the rounds of CONTAINER\'s',
     "round_trip_container_paired": 'sandbox.run("pass"), CONTAINER (same rounds as LOCAL, one CPU)',
+    "branch_local_with_secure": "snapshot.branch(), LOCAL, in the rounds of SECURE's",
+    "branch_secure": "snapshot.branch(), SECURE (same rounds as LOCAL)",
+    "branch_local_with_container": "snapshot.branch(), LOCAL, in the rounds of CONTAINER's",
+    "branch_container": "snapshot.branch(), CONTAINER (same rounds as LOCAL)",
     "bwrap": 'bwrap --unshare-all python -c "print"',
 }
 # Isolation targets: key -> p50 target in seconds.
 ISOLATION_TARGETS_S = {"secure_create_warm": 3e-3, "container_create_warm": 5e-3}
 ROUND_TRIP_ISOLATION_TOLERANCE = 1.10  # each isolated mode within 10% of LOCAL
+BRANCH_ISOLATION_TOLERANCE = 2.0  # each isolated mode's branch within 2x of LOCAL's
 
 
 def percentile(samples: Sequence[float], q: float) -> float:
@@ -174,6 +179,14 @@ def _isolation_ratio_lines(r: dict) -> list[str]:
             lines.append(f"- {mode.upper()} / LOCAL warm round trip p50 (same rounds, one CPU): "
                          f"{_fmt(isolated['p50'])} / {_fmt(local['p50'])} = **{ratio:.2f}x** "
                          f"({verdict} the 1.10x target)")
+    for mode in ("secure", "container"):
+        local, isolated = r.get(f"branch_local_with_{mode}"), r.get(f"branch_{mode}")
+        if local and isolated:
+            ratio = isolated["p50"] / local["p50"]
+            verdict = "within" if ratio <= BRANCH_ISOLATION_TOLERANCE else "OVER"
+            lines.append(f"- {mode.upper()} / LOCAL branch creation p50 (same rounds): {_fmt(isolated['p50'])} / "
+                         f"{_fmt(local['p50'])} = **{ratio:.2f}x** ({verdict} the 2x target); p99 "
+                         f"{_fmt(isolated['p99'])} / {_fmt(local['p99'])}")
     if "bwrap" in r:
         for key in ("secure_execute_warm", "secure_create_fork", "container_execute_warm", "container_create_fork"):
             if key in r:

@@ -6,7 +6,8 @@
 - the warm round trip of each isolated mode and of LOCAL, timed in the same rounds on one CPU
   (target: each isolated mode within 10% of LOCAL);
 - `bwrap --unshare-all ... python -c "print('hello')"`, the conventional baseline.
-Branch creation in the isolated modes is not benchmarked: their snapshots do not exist yet.
+- branch creation (snapshot.branch() until ready) of each isolated mode and of LOCAL, timed in
+  the same rounds (target: each isolated mode within 2x of LOCAL).
 """
 
 from __future__ import annotations
@@ -109,6 +110,48 @@ def test_round_trip_paired_with_local(benchmark, platform, record_samples, mode)
         os.sched_setaffinity(0, affinity)
         local.close()
         isolated.close()
+
+
+BRANCH_ROUNDS, BRANCH_WARMUP = 100, 5
+BRANCH_STATE = "import json, random\nstate = {'rows': [random.random() for _ in range(10000)]}\n" \
+               "open('state.json', 'w').write(json.dumps(state)[:1000])"
+
+
+@pytest.mark.parametrize("mode", ISOLATED)
+def test_branch_paired_with_local(benchmark, platform, record_samples, mode):
+    """Each round branches a LOCAL snapshot and a snapshot of `mode` (the same state in both),
+    in alternating order, timing each branch() until it is ready; the branches are closed
+    outside the timing."""
+    sources = [platform.create_sandbox(mode=Mode.LOCAL), platform.create_sandbox(mode=mode)]
+    for sb in sources:
+        assert sb.run(BRANCH_STATE).success
+    local, isolated = (sb.snapshot() for sb in sources)
+    samples: dict = {local: [], isolated: []}
+    made: list = []
+    flip = [False]
+
+    def paired_round():
+        flip[0] = not flip[0]
+        for snap in (local, isolated) if flip[0] else (isolated, local):
+            start = time.perf_counter()
+            made.append(snap.branch())
+            samples[snap].append(time.perf_counter() - start)
+
+    def close_branches():
+        while made:
+            made.pop().close()
+
+    try:
+        benchmark.pedantic(paired_round, teardown=close_branches, rounds=BRANCH_ROUNDS,
+                           warmup_rounds=BRANCH_WARMUP, iterations=1)
+        record_samples(benchmark, f"branch_local_with_{mode.value}", samples[local][-BRANCH_ROUNDS:])
+        record_samples(benchmark, f"branch_{mode.value}", samples[isolated][-BRANCH_ROUNDS:])
+    finally:
+        close_branches()
+        for snap in (local, isolated):
+            snap.release()
+        for sb in sources:
+            sb.close()
 
 
 def test_bwrap_python_baseline(benchmark, record):

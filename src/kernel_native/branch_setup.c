@@ -33,7 +33,7 @@ static PyObject* fail(const char* step) {
 
 // Puts the engine's data socket on fd 3 and the output pipes on fds 1 and 2. They are moved
 // far away first: a received descriptor may itself be 1, 2 or 3.
-static int install_channels(int sock, int out, int err_fd) {
+int faas_install_channels(int sock, int out, int err_fd) {
   int src[3] = {sock, out, err_fd}, high[3], dst[3] = {3, 1, 2};
   for (int i = 0; i < 3; ++i) {
     high[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 100);
@@ -64,7 +64,7 @@ static int read_fd_flags(int fd, int* flags) {
 
 // Every inherited regular file gets its own open file description (own offset), re-resolved by
 // path so files under the workdir come from this branch's layer. Best effort per descriptor.
-static void reopen_regular_files(void) {
+void faas_reopen_regular_files(void) {
   DIR* dir = opendir("/proc/self/fd");
   if (!dir) return;
   int dir_fd = dirfd(dir);
@@ -99,7 +99,7 @@ static PyObject* enter_branch(PyObject* self, PyObject* args) {
   const char *workdir, *lower, *own_dir;
   if (!PyArg_ParseTuple(args, "iiiisss", &sock, &out, &err_fd, &ctrl, &workdir, &lower, &own_dir)) return NULL;
   if (setsid() < 0) return fail("setsid");
-  if (install_channels(sock, out, err_fd) < 0) return fail("installing the channels");
+  if (faas_install_channels(sock, out, err_fd) < 0) return fail("installing the channels");
   close(ctrl);
   if (unshare(CLONE_NEWNS) < 0) return fail("unshare(CLONE_NEWNS)");
   // A branch of a branch: the parent branch's overlay is mounted here; drop it (EINVAL: none).
@@ -112,13 +112,14 @@ static PyObject* enter_branch(PyObject* self, PyObject* args) {
   snprintf(options, sizeof options, "lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
   if (mount("overlay", workdir, "overlay", 0, options) < 0) return fail("mount(overlay on the workdir)");
   if (chdir(workdir) < 0) return fail("chdir(workdir)");
-  reopen_regular_files();
+  faas_reopen_regular_files();
   Py_RETURN_NONE;
 }
 
 // confinement.cpp: the sandbox half of the isolation pipeline.
 PyObject* faas_native_prepare_confinement(PyObject* self, PyObject* args);
 PyObject* faas_native_confine(PyObject* self, PyObject* args);
+PyObject* faas_native_enter_isolated_branch(PyObject* self, PyObject* args);
 int faas_native_add_isolation_error(PyObject* module);
 
 static PyMethodDef methods[] = {
@@ -131,9 +132,15 @@ static PyMethodDef methods[] = {
      "prepare_confinement(readable_paths): in an isolated zygote, compile the seccomp filter once "
      "and remember what its sandboxes may read."},
     {"confine", faas_native_confine, METH_VARARGS,
-     "confine(workdir, switch_uid) -> uid: in a kernel just forked by an isolated zygote, confine "
-     "it (private mounts, no capabilities, unprivileged uid, Landlock, seccomp). Raises "
-     "IsolationError naming the failed step."},
+     "confine(workdir, first_uid, loopback) -> listener: in a kernel just forked by an isolated "
+     "zygote, confine it (private mounts, no capabilities, unprivileged uid, Landlock, seccomp); "
+     "returns the seccomp filter's listener descriptor, for the engine. Raises IsolationError "
+     "naming the failed step."},
+    {"enter_isolated_branch", faas_native_enter_isolated_branch, METH_VARARGS,
+     "enter_isolated_branch(sock, out, err, template_ctrl, workdir): in a child forked by the "
+     "template of an isolated snapshot, become a branch: own session and channels, own user, "
+     "mount and IPC namespaces with the engine's mounts of its layers, no capabilities, a "
+     "Landlock domain of its own, cwd in the workdir, inherited regular files reopened."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_faas_native",

@@ -15,6 +15,7 @@ namespace {
 
 faas::isolation::SeccompProgram g_seccomp;
 std::vector<std::string> g_readable;
+bool g_loopback = false;  // this kernel's (and so its branches') network namespace is its own
 bool g_prepared = false;
 PyObject* g_isolation_error = nullptr;
 
@@ -52,9 +53,27 @@ extern "C" PyObject* faas_native_confine(PyObject*, PyObject* args) {
   plan.uid = first_uid >= 0 ? faas::isolation::sandbox_uid_for(::getpid(), first_uid) : -1;
   plan.seccomp = &g_seccomp;
   plan.loopback = loopback != 0;
-  auto result = faas::isolation::confine_sandbox(plan);
+  g_loopback = plan.loopback;
+  int listener = -1;
+  auto result = faas::isolation::confine_sandbox(plan, &listener);
   if (!result.ok) return raise_failure(result.failure);
-  return PyLong_FromLong(plan.uid);
+  return PyLong_FromLong(listener);
+}
+
+// branch_setup.c
+extern "C" int faas_install_channels(int sock, int out, int err_fd);
+
+extern "C" PyObject* faas_native_enter_isolated_branch(PyObject*, PyObject* args) {
+  int sock, out, err_fd, ctrl;
+  const char* workdir;
+  if (!PyArg_ParseTuple(args, "iiiis", &sock, &out, &err_fd, &ctrl, &workdir)) return nullptr;
+  if (::setsid() < 0 || faas_install_channels(sock, out, err_fd) < 0) return PyErr_SetFromErrno(PyExc_OSError);
+  ::close(ctrl);
+  auto result = faas::isolation::confine_branch({workdir, g_readable, g_loopback});
+  if (!result.ok) return raise_failure(result.failure);
+  if (::chdir(workdir) < 0) return PyErr_SetFromErrno(PyExc_OSError);
+  // Its open workdir files were reopened on its own copy by the engine, at the doorbell.
+  Py_RETURN_NONE;
 }
 
 extern "C" int faas_native_add_isolation_error(PyObject* module) {

@@ -46,13 +46,6 @@ def test_the_host_sees_the_kernel_by_its_own_pid(isolated_platform, mode):
             assert b"kernel.py" in f.read()
 
 
-def test_snapshot_is_not_available_yet(isolated_platform, mode):
-    with isolated_platform.create_sandbox(mode=mode) as sb:
-        with pytest.raises(ModeNotAvailable, match=f"snapshots of {mode.value} sandboxes"):
-            sb.snapshot()
-        assert sb.run("1 + 1").value == "2"
-
-
 def test_a_workdir_of_your_choice_is_refused(isolated_platform, mode, tmp_path):
     with pytest.raises(ModeNotAvailable, match="workdir"):
         isolated_platform.create_sandbox(mode=mode, workdir=str(tmp_path))

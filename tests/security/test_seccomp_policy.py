@@ -2,7 +2,7 @@
 
 faas-try-syscall applies a profile to itself and makes one system call with arguments the
 kernel rejects, exiting with the errno. Under the policy, a denied call must fail with its
-configured errno (EPERM; ENOSYS for clone3); without it, the same call must reach the kernel
+configured errno (EPERM; ENOSYS for clone3 and for the branch flags' user notification); without it, the same call must reach the kernel
 and fail differently (EFAULT, EBADF, EINVAL, ESRCH, ...; ENOSYS where this kernel lacks the
 feature), which proves the filter, not the arguments, stopped it.
 
@@ -25,6 +25,10 @@ DENIED = {
     "fsconfig": errno.EPERM, "fsmount": errno.EPERM, "fspick": errno.EPERM,
     "mount_setattr": errno.EPERM, "chroot": errno.EPERM,
     "setns": errno.EPERM, "unshare": errno.EPERM, "clone_newuser": errno.EPERM,
+    # unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC) exactly goes to the engine as a user
+    # notification (branch_supervisor.hpp); with no listener, as here, the kernel says ENOSYS.
+    # That it is not EPERM proves this rule, not the per-flag denials, decides the call.
+    "unshare_branch_flags": errno.ENOSYS,
     "clone3": errno.ENOSYS,
     "kexec_load": errno.EPERM, "kexec_file_load": errno.EPERM, "init_module": errno.EPERM,
     "finit_module": errno.EPERM, "delete_module": errno.EPERM, "bpf": errno.EPERM,

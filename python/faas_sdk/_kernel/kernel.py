@@ -89,6 +89,9 @@ class Kernel:
         self.compiler = CellCompiler()
         self.templates: list = []  # our snapshot templates: children we must reap
         self.depth = 0  # how many branch levels this kernel's call stack holds
+        # An isolated kernel's seccomp listener, until the engine has taken its copy (it names
+        # the descriptor in READY, and sends nothing before it has): no user code may hold it.
+        self.listener = -1
         main = types.ModuleType("__main__")
         main.__builtins__ = builtins
         sys.modules["__main__"] = main
@@ -129,9 +132,12 @@ class Kernel:
             self.rx += self.chunk_view[:n]
 
     def serve(self) -> None:
-        self.sock.sendall(frame(FRAME_READY, struct.pack("<i", os.getpid())))
+        self.sock.sendall(frame(FRAME_READY, struct.pack("<ii", os.getpid(), self.listener)))
         while True:
             frame_type, _, payload = self.read_frame()
+            if self.listener >= 0:
+                os.close(self.listener)
+                self.listener = -1
             token = payload[:TOKEN_SIZE]
             if frame_type == FRAME_EXEC:
                 self.execute(token, payload[TOKEN_SIZE:])
@@ -224,7 +230,7 @@ class Kernel:
                        "malformed snapshot request", "")
             return
         self.reap_templates()
-        threads = len(os.listdir("/proc/self/task"))
+        threads = count_threads()
         if threads > 1:
             self.reply(FRAME_SNAPSHOT_DONE, STATUS_ERROR, 0, 0, "", "SnapshotError",
                        f"the kernel has {threads} threads ({threads - 1} started by user code); fork() "
@@ -272,7 +278,8 @@ class Kernel:
         self.templates = []
         self.template_ctrl = ctrl
         self.branch_layout = (workdir, layer)
-        _faas_branch.prepare_template_namespace()
+        if _confine is None:  # an isolated template may not; the engine mounts for its branches
+            _faas_branch.prepare_template_namespace()
         self.fork_server = _faas_fork_server.ForkServer(ctrl, self._template_child,
                                                         private_root=scratch)
         server = self.fork_server
@@ -296,6 +303,9 @@ class Kernel:
 
     def become_branch(self, request) -> None:
         """In a child of a template: a live kernel again, with the snapshot's state."""
+        if _confine is not None:
+            self._become_isolated_branch(request)
+            return
         if _faas_native is not None and _faas_branch.template_namespace_ready():
             self._become_branch_natively(request)
             return
@@ -331,6 +341,21 @@ class Kernel:
                 os._exit(70)
         self._finish_branch(sock, request)
 
+    def _become_isolated_branch(self, request) -> None:
+        """A branch of an isolated sandbox: its namespaces from the engine's grant, its files
+        mounted by the engine, then a Landlock domain of its own (_faas_native)."""
+        workdir, _ = self.branch_layout
+        try:
+            sock_fd, out_fd, err_fd = request.fds
+            _faas_native.enter_isolated_branch(sock_fd, out_fd, err_fd, self.template_ctrl.detach(), workdir)
+            sock = socket.socket(fileno=3)
+        except BaseException as exc:
+            try:  # the channels may be in place already: then say why
+                fatal(socket.socket(fileno=3), exc)
+            finally:
+                os._exit(70)
+        self._finish_branch(sock, request)
+
     def _finish_branch(self, sock: socket.socket, request) -> None:
         """Both paths end here: its environment, fresh randomness, then the kernel loop's own
         view of the channels (serve() then says READY)."""
@@ -341,6 +366,15 @@ class Kernel:
             self.attach()
         except BaseException as exc:
             fatal(sock, exc)
+
+
+def count_threads() -> int:
+    """This process's threads: from /proc, or, where there is none (SECURE), the threads
+    Python knows of (a kernel's C libraries are held to one thread, see main())."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return len(sys._current_frames())
 
 
 def install_channels(fds) -> None:
@@ -426,8 +460,9 @@ def zygote_child(request, zygote_pid: int) -> None:
     except BaseException:
         os._exit(70)
     try:
+        listener = -1
         if _confine is not None:
-            _faas_native.confine(request.workdir, _confine, request.loopback)
+            listener = _faas_native.confine(request.workdir, _confine, request.loopback)
             # A change of uid clears the parent-death signal: set it again.
             _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
             if os.getppid() != zygote_pid:
@@ -436,6 +471,7 @@ def zygote_child(request, zygote_pid: int) -> None:
         apply_environment(request)
         sock.detach()
         kernel = Kernel()
+        kernel.listener = listener
     except BaseException as exc:
         fatal(sock, exc)
     try:

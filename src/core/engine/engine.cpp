@@ -339,10 +339,16 @@ void Engine::shutdown() {
 namespace faas::engine {
 
 std::shared_ptr<snapshot::Snapshot> Engine::snapshot(const std::shared_ptr<sandbox::Sandbox>& sb) {
-  // A confined kernel cannot give its branches their own mount namespace (it may not
-  // unshare); branches of isolated sandboxes need a privileged helper that does not exist yet.
-  if (!sb->spec().isolation.empty())
-    throw Error(ErrorKind::kNotImplemented, "snapshots of " + sb->spec().isolation + " sandboxes are not available yet");
+  // A confined kernel cannot give its branches private files itself: the lineage's supervisor
+  // mounts them from outside (branch_supervisor.hpp), which needs root for now.
+  bool isolated = !sb->spec().isolation.empty();
+  auto supervisor = sb->branch_supervisor();
+  if (isolated && ::geteuid() != 0)
+    throw Error(ErrorKind::kNotImplemented, "snapshots of isolated sandboxes need a host running as root for now "
+                                            "(the engine mounts each branch's files into its namespace)");
+  if (isolated && !supervisor)
+    throw Error(ErrorKind::kNotImplemented, "sandbox " + sb->id() + " has no branch supervisor (its kernel's "
+                                            "seccomp listener could not be taken); it cannot be snapshotted");
   auto started = std::chrono::steady_clock::now();
   std::string id = new_id("snap-");
   auto layer = std::make_shared<sandbox::OwnedDirectory>(temp_root_ + "/" + id, true);
@@ -373,11 +379,21 @@ std::shared_ptr<snapshot::Snapshot> Engine::snapshot(const std::shared_ptr<sandb
     sb->kill("protocol violation: malformed snapshot reply");
     throw Error(ErrorKind::kProtocol, "sandbox " + sb->id() + " sent a malformed snapshot reply");
   }
+  // The kernel names the template by its pid in its own namespace (CONTAINER's differs).
+  bool namespaced = sb->spec().isolation.rfind("container", 0) == 0;
+  if (namespaced) template_pid = sys::pid_of_pidfd(fds[1].get());
+  if (template_pid <= 0) throw Error(ErrorKind::kSnapshot, "the template of sandbox " + sb->id() + " died at once");
   auto process = sandbox::Zygote::adopt(reactor_, "the template of snapshot " + id, static_cast<pid_t>(template_pid),
-                                        std::move(fds[0]), std::move(fds[1]));
+                                        std::move(fds[0]), std::move(fds[1]), namespaced);
   auto snap = std::make_shared<snapshot::Snapshot>(id, sb->origin_snapshot(), sb->id(), std::move(process),
                                                    sb->workdir_directory(), std::move(layer), std::move(scratch),
                                                    sb->spec());
+  if (supervisor) {
+    struct stat owner{};
+    ::stat(sb->workdir().c_str(), &owner);  // the sandbox's uid owns its workdir
+    snap->supervise(supervisor, {sb->workdir(), snap->layer()->path(), snap->scratch()->path(), owner.st_uid,
+                                 owner.st_gid});
+  }
   {
     std::lock_guard lock(mu_);
     snapshots_.emplace(id, snap);
@@ -406,6 +422,7 @@ std::shared_ptr<sandbox::Sandbox> Engine::branch(const std::shared_ptr<snapshot:
   auto sb = std::make_shared<sandbox::Sandbox>(*this, id, std::move(spec), workdir,
                                                std::vector<std::shared_ptr<sandbox::OwnedDirectory>>{layer, scratch},
                                                snap->id());
+  if (auto supervisor = snap->supervisor()) sb->set_branch_supervisor(std::move(supervisor));
   try {
     start_from(*process, sb);
   } catch (const std::exception& e) {

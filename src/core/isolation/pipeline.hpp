@@ -50,6 +50,22 @@ constexpr int kSecureFirstUid = 200000;     // host uids, above what distributio
 constexpr int kContainerFirstUid = 100000;  // uids inside the container's user namespace
 constexpr int kContainerSandboxIds = 65536; // ... this many; its pid_max stays below
 
-StepResult confine_sandbox(const SandboxConfinement& plan);
+// `listener`: the seccomp filter's user-notification descriptor (see load_seccomp_program).
+StepResult confine_sandbox(const SandboxConfinement& plan, int* listener);
+
+// The branch half: in a child of an isolated snapshot's template, which inherited the sandbox's
+// whole confinement, before it runs anything of its own:
+//   user, mount and IPC namespaces of its own (the engine grants the unshare) -> its workdir
+//   overlay mounted by the engine (the doorbell) -> the new namespace's capabilities dropped ->
+//   a Landlock domain of its own under the sandbox's (its workdir, no /tmp), so its siblings
+//   are outside it.
+// See core/sandbox/branch_supervisor.hpp for the engine's side.
+struct BranchConfinement {
+  std::string workdir;
+  std::vector<std::string> readable_paths;
+  bool loopback = false;  // the sandbox's: TCP stays allowed in its own network namespace
+};
+
+StepResult confine_branch(const BranchConfinement& plan);
 
 }  // namespace faas::isolation

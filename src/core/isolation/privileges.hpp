@@ -13,4 +13,8 @@ namespace faas::isolation {
 // uid/gid < 0: keep the current ids (inside a user namespace where only one id is mapped).
 StepResult drop_privileges(int uid, int gid);
 
+// Empties the bounding, ambient, effective, permitted and inheritable sets: for a branch that
+// has just entered a user namespace of its own (which came with every capability in it).
+StepResult drop_capabilities();
+
 }  // namespace faas::isolation

@@ -5,6 +5,7 @@
 #include <seccomp.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "core/isolation/seccomp_policy.hpp"
@@ -30,6 +31,10 @@ int add_policy_rules(scmp_filter_ctx ctx) {
     }
   };
   deny_bits(SCMP_SYS(clone), denied_namespace_flags());
+  // Added before the per-bit denials, which would match it too: libseccomp lets the rule added
+  // first win (tests/security/test_seccomp_policy.py checks that this one does).
+  if (rc == 0)
+    rc = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, SCMP_SYS(unshare), 1, SCMP_A0(SCMP_CMP_EQ, kBranchNamespaceFlags));
   deny_bits(SCMP_SYS(unshare), denied_namespace_flags());
   // personality: everything below and above the query value (a rule compares an argument once).
   if (rc == 0)
@@ -61,10 +66,12 @@ int compile_seccomp_policy(SeccompProgram& program) {
   return rc < 0 ? -rc : rc;
 }
 
-StepResult load_seccomp_program(const SeccompProgram& program) {
+StepResult load_seccomp_program(const SeccompProgram& program, int* listener) {
   sock_fprog prog{static_cast<unsigned short>(program.size()), const_cast<sock_filter*>(program.data())};
-  if (::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0)
-    return StepResult::fail("seccomp", "prctl(PR_SET_SECCOMP)", errno, "needs no_new_privs");
+  unsigned flags = listener ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0;
+  long rc = ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+  if (rc < 0) return StepResult::fail("seccomp", "seccomp(SECCOMP_SET_MODE_FILTER)", errno, "needs no_new_privs");
+  if (listener) *listener = static_cast<int>(rc);
   return StepResult::success();
 }
 

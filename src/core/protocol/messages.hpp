@@ -47,7 +47,7 @@ enum KernelFrame : uint8_t {
   kFrameExec = 0x01,      // payload: 16-byte end-of-output marker token, then UTF-8 code
   kFrameSnapshot = 0x02,  // payload: 16-byte token (unused), then workdir, frozen layer and
                           // scratch directory, NUL-separated; the kernel forks a template
-  kFrameReady = 0x81,   // payload: i32 pid
+  kFrameReady = 0x81,   // payload: i32 pid, i32 seccomp listener (its fd number in the kernel; -1: none)
   kFrameResult = 0x82,  // payload: u8 status, u8 markers, u16 0, u64 ns, str value, str type,
                         //          str message, str traceback; flags bit 0: has value
   kFrameFatal = 0x83,   // payload: str message (kernel could not start)

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -19,6 +20,7 @@
 #include "core/log/logging.hpp"
 #include "core/protocol/codec.hpp"
 #include "core/protocol/messages.hpp"
+#include "core/sandbox/branch_supervisor.hpp"
 #include "core/util/syscalls.hpp"
 
 namespace faas::sandbox {
@@ -130,12 +132,34 @@ void Sandbox::attach_process(pid_t pid, UniqueFd pidfd, const std::string& priva
   if (!private_dir.empty()) pinned_.push_back(std::make_shared<OwnedDirectory>(private_dir, true));
   pid_ = pid;
   pidfd_ = std::move(pidfd);
+  adopt_listener_locked();
   cv_.notify_all();
   std::weak_ptr<Sandbox> weak = weak_from_this();
   pidfd_token_ = host_.reactor().watch(pidfd_.get(), EPOLLIN, [weak](uint32_t) {
     if (auto self = weak.lock()) self->on_process_exit();
   });
   if (kill_requested_) kill_locked(death_reason_.empty() ? "closed" : death_reason_);
+}
+
+void Sandbox::adopt_listener_locked() {
+  if (kernel_listener_ < 0 || !pidfd_ || supervisor_) return;
+  int fd = static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd_.get(), kernel_listener_, 0));
+  kernel_listener_ = -1;
+  if (fd < 0) {
+    log::logger()->warn("sandbox {}: cannot take its seccomp listener: {}", id_, std::strerror(errno));
+    return;
+  }
+  supervisor_ = BranchSupervisor::start(host_.reactor(), UniqueFd(fd));
+}
+
+std::shared_ptr<BranchSupervisor> Sandbox::branch_supervisor() {
+  std::lock_guard lock(mu_);
+  return supervisor_;
+}
+
+void Sandbox::set_branch_supervisor(std::shared_ptr<BranchSupervisor> supervisor) {
+  std::lock_guard lock(mu_);
+  supervisor_ = std::move(supervisor);
 }
 
 void Sandbox::fail_start(const std::string& reason) {
@@ -445,6 +469,12 @@ void Sandbox::handle_frame(uint8_t type, uint8_t flags, std::string_view payload
   switch (type) {
     case kFrameReady:
       if (state_ == State::kStarting) {
+        if (payload.size() >= 8 && !spec_.isolation.empty() && !is_branch()) {
+          int32_t listener;
+          std::memcpy(&listener, payload.data() + 4, sizeof listener);
+          kernel_listener_ = listener;
+          adopt_listener_locked();
+        }
         state_ = State::kIdle;
         auto& m = host_.metrics();
         (is_branch() ? m.branch_start : m.sandbox_start)

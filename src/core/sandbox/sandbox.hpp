@@ -28,6 +28,7 @@ class Reactor;
 
 namespace faas::sandbox {
 
+class BranchSupervisor;
 class Sandbox;
 
 // What a sandbox needs from the engine that owns it.
@@ -59,6 +60,10 @@ class Sandbox : public std::enable_shared_from_this<Sandbox> {
   // them does no harm (never on the reactor thread).
   std::vector<std::shared_ptr<OwnedDirectory>> release_directories();
   const SandboxSpec& spec() const { return spec_; }
+  // Isolated sandboxes: the supervisor of their lineage's seccomp notifications (null until the
+  // kernel is ready, and for LOCAL ones). A branch gets its snapshot's.
+  std::shared_ptr<BranchSupervisor> branch_supervisor();
+  void set_branch_supervisor(std::shared_ptr<BranchSupervisor> supervisor);
   pid_t pid();
   State state();
   bool alive();
@@ -118,6 +123,9 @@ class Sandbox : public std::enable_shared_from_this<Sandbox> {
   void finalize_exit_locked();
   void drain_output_locked();
   void on_deadline(uint64_t seq);
+  // Takes the kernel's seccomp listener (named in READY) out of it, once READY and the pidfd
+  // are both here; the kernel closes its own copy before it runs any code.
+  void adopt_listener_locked();
   void on_kill_deadline(uint64_t seq);
 
   SandboxHost& host_;
@@ -128,6 +136,8 @@ class Sandbox : public std::enable_shared_from_this<Sandbox> {
   const std::string origin_snapshot_;
   const std::chrono::steady_clock::time_point created_at_;
   const pid_t owner_pid_;  // the host process; a fork()ed copy must leave the sandbox alone
+  int kernel_listener_ = -1;  // the listener's descriptor number in the kernel, from READY
+  std::shared_ptr<BranchSupervisor> supervisor_;
 
   std::mutex mu_;
   std::condition_variable cv_;

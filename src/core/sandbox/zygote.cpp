@@ -117,9 +117,10 @@ void Zygote::start(BrokerClient& broker) {
 }
 
 std::shared_ptr<Zygote> Zygote::adopt(engine::Reactor& reactor, std::string label, pid_t pid, UniqueFd control,
-                                      UniqueFd pidfd) {
+                                      UniqueFd pidfd, bool namespaced_pids) {
   auto zygote = std::make_shared<Zygote>(reactor, "", "", "");
   std::lock_guard lock(zygote->mu_);
+  zygote->namespaced_pids_ = namespaced_pids;
   zygote->label_ = std::move(label);
   zygote->pid_ = pid;
   zygote->pidfd_ = std::move(pidfd);
@@ -241,7 +242,7 @@ void Zygote::on_control_readable() {
         if (!sandbox) continue;
         if (pid > 0 && !fds.empty()) {
           // A containerised zygote reports pids of its own namespace; the pidfd tells ours.
-          pid_t host_pid = isolation_ && isolation_->container ? sys::pid_of_pidfd(fds.front().get()) : pid;
+          pid_t host_pid = namespaced_pids_ ? sys::pid_of_pidfd(fds.front().get()) : pid;
           if (host_pid <= 0) {
             sandbox->fail_start("the new kernel exited before it could be attached");
             continue;

@@ -41,12 +41,17 @@ class Zygote : public std::enable_shared_from_this<Zygote> {
          std::string native_dir = {});
   ~Zygote();
   // A snapshot template: already running, reached through `control`.
+  // `namespaced_pids`: it lives in a pid namespace of its own (CONTAINER) and reports its
+  // children's pids there.
   static std::shared_ptr<Zygote> adopt(engine::Reactor& reactor, std::string label, pid_t pid, UniqueFd control,
-                                       UniqueFd pidfd);
+                                       UniqueFd pidfd, bool namespaced_pids = false);
 
   const std::string& python() const { return python_; }
   // Before start(): run the interpreter inside an isolated root (an isolated profile's zygote).
-  void isolate(IsolationLaunch launch) { isolation_ = std::move(launch); }
+  void isolate(IsolationLaunch launch) {
+    namespaced_pids_ = launch.container;
+    isolation_ = std::move(launch);
+  }
   pid_t pid();
   void start(BrokerClient& broker);
   // Waits for READY; throws Error when the zygote could not start. False on timeout.
@@ -71,6 +76,7 @@ class Zygote : public std::enable_shared_from_this<Zygote> {
   const std::string cwd_;
   const std::string native_dir_;  // where _faas_native is (the kernel's optional C helper)
   std::optional<IsolationLaunch> isolation_;
+  bool namespaced_pids_ = false;  // children's pids come from a pid namespace of its own
   std::string label_;  // names it in errors: "the zygote for X", "the template of snapshot Y"
 
   std::mutex mu_;

@@ -35,6 +35,7 @@ void Snapshot::release() {
     workdir = std::move(workdir_);
     layer = std::move(layer_);
     scratch_.reset();
+    if (supervisor_) supervisor_->remove_template(template_pid_);
   }
   if (process) process->shutdown();  // EOF on its channel: the template exits
   // The directories are removed here unless live branches still hold them.
@@ -47,6 +48,18 @@ std::shared_ptr<sandbox::Zygote> Snapshot::template_process() {
     throw Error(ErrorKind::kSnapshot, "snapshot " + id_ + " is unusable: its template process (pid " +
                                           std::to_string(template_pid_) + ") is gone");
   return template_;
+}
+
+void Snapshot::supervise(std::shared_ptr<sandbox::BranchSupervisor> supervisor,
+                         sandbox::BranchSupervisor::Layout layout) {
+  std::lock_guard lock(mu_);
+  supervisor_ = std::move(supervisor);
+  supervisor_->add_template(template_pid_, std::move(layout));
+}
+
+std::shared_ptr<sandbox::BranchSupervisor> Snapshot::supervisor() {
+  std::lock_guard lock(mu_);
+  return supervisor_;
 }
 
 std::shared_ptr<sandbox::OwnedDirectory> Snapshot::workdir() {

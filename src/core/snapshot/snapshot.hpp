@@ -11,6 +11,7 @@
 #include <mutex>
 #include <string>
 
+#include "core/sandbox/branch_supervisor.hpp"
 #include "core/sandbox/owned_directory.hpp"
 #include "core/sandbox/sandbox_spec.hpp"
 #include "core/sandbox/zygote.hpp"
@@ -44,6 +45,10 @@ class Snapshot {
   std::shared_ptr<sandbox::OwnedDirectory> layer();
   std::shared_ptr<sandbox::OwnedDirectory> scratch();  // where branches' own layers live
   std::atomic<uint64_t> branches_made{0};
+  // Isolated snapshots: the lineage's supervisor, which mounts each branch's layers (null for
+  // LOCAL ones, whose branches mount their own). Set once, before any branch.
+  void supervise(std::shared_ptr<sandbox::BranchSupervisor> supervisor, sandbox::BranchSupervisor::Layout layout);
+  std::shared_ptr<sandbox::BranchSupervisor> supervisor();
 
  private:
   const std::string id_, parent_id_, source_sandbox_id_;
@@ -54,6 +59,7 @@ class Snapshot {
   bool released_ = false;
   std::shared_ptr<sandbox::Zygote> template_;
   std::shared_ptr<sandbox::OwnedDirectory> workdir_, layer_, scratch_;
+  std::shared_ptr<sandbox::BranchSupervisor> supervisor_;
 };
 
 }  // namespace faas::snapshot
