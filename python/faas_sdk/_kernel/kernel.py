@@ -329,25 +329,20 @@ class Kernel:
         """The same steps, but session, channels, mount and file reopening in C (_faas_native):
         they then copy almost none of the heap shared with the template."""
         workdir, layer = self.branch_layout
-        try:
-            sock_fd, out_fd, err_fd = request.fds
-            _faas_native.enter_branch(sock_fd, out_fd, err_fd, self.template_ctrl.detach(), workdir, layer,
-                                      self.fork_server.private_dir(os.getpid()))
-            sock = socket.socket(fileno=3)
-        except BaseException as exc:
-            try:  # the channels may be in place already: then say why
-                fatal(socket.socket(fileno=3), exc)
-            finally:
-                os._exit(70)
-        self._finish_branch(sock, request)
+        own = self.fork_server.private_dir(os.getpid())
+        self._enter_branch_in_c(request, lambda *fds: _faas_native.enter_branch(*fds, workdir, layer, own))
 
     def _become_isolated_branch(self, request) -> None:
         """A branch of an isolated sandbox: its namespaces from the engine's grant, its files
         mounted by the engine, then a Landlock domain of its own (_faas_native)."""
         workdir, _ = self.branch_layout
+        self._enter_branch_in_c(request, lambda *fds: _faas_native.enter_isolated_branch(*fds, workdir))
+
+    def _enter_branch_in_c(self, request, enter) -> None:
+        """`enter(sock, out, err, template_ctrl)`: the C steps; then the common Python ones."""
         try:
             sock_fd, out_fd, err_fd = request.fds
-            _faas_native.enter_isolated_branch(sock_fd, out_fd, err_fd, self.template_ctrl.detach(), workdir)
+            enter(sock_fd, out_fd, err_fd, self.template_ctrl.detach())
             sock = socket.socket(fileno=3)
         except BaseException as exc:
             try:  # the channels may be in place already: then say why
