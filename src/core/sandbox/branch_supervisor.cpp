@@ -87,6 +87,15 @@ int wait_for(pid_t pid) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : EIO;
 }
 
+// Whether processes `a` and `b` share namespace `kind` ("mnt", "user"); true when unsure.
+bool same_namespace(pid_t a, pid_t b, const char* kind) {
+  struct stat first{}, second{};
+  if (::stat(("/proc/" + std::to_string(a) + "/ns/" + kind).c_str(), &first) < 0 ||
+      ::stat(("/proc/" + std::to_string(b) + "/ns/" + kind).c_str(), &second) < 0)
+    return true;
+  return first.st_ino == second.st_ino && first.st_dev == second.st_dev;
+}
+
 // What a branch's new user namespace maps: its uid and gid, to the numbers they have in the
 // namespace above (the template's), so getuid() does not change and a branch of this branch
 // can make a user namespace in turn (the kernel refuses that to an unmapped id).
@@ -233,6 +242,11 @@ int run_helper(void* argument) {
 }
 
 int BranchSupervisor::set_up_branch(pid_t branch, pid_t parent, const Layout& layout) {
+  // The first call may have failed (a namespace limit, say): then the caller still shares its
+  // template's mount namespace, and a mount there would land in the sandbox's and every
+  // sibling's view. Mount only into a namespace of its own.
+  for (const char* ns : {"mnt", "user"})
+    if (same_namespace(branch, parent, ns)) return -EPERM;
   pid_t own_pid = innermost_pid(branch);
   if (own_pid <= 0) return -ESRCH;
   std::string own = layout.scratch + "/" + std::to_string(own_pid);

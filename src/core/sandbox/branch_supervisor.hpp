@@ -14,6 +14,11 @@
 //   any other call, from anyone: EPERM, as the policy says for every other namespace flag.
 // One supervisor serves a sandbox's whole lineage: the sandbox, its snapshots' templates and
 // their branches (of branches...) all inherit the one filter the sandbox loaded.
+// Code in the sandbox can tamper with its template (it is a fork of the same interpreter) and
+// make it fork children that ask too. They get what a branch gets and no more: namespaces
+// owned by a user namespace that maps only their own uid, so its capabilities cover nothing
+// but their own files and processes, and they stay under the sandbox's Landlock domain and
+// seccomp filter, which refuse every mount and every other namespace call.
 #pragma once
 
 #include <sys/types.h>
