@@ -343,9 +343,6 @@ std::shared_ptr<snapshot::Snapshot> Engine::snapshot(const std::shared_ptr<sandb
   // mounts them from outside (branch_supervisor.hpp), which needs root for now.
   bool isolated = !sb->spec().isolation.empty();
   auto supervisor = sb->branch_supervisor();
-  if (isolated && ::geteuid() != 0)
-    throw Error(ErrorKind::kNotImplemented, "snapshots of isolated sandboxes need a host running as root for now "
-                                            "(the engine mounts each branch's files into its namespace)");
   if (isolated && !supervisor)
     throw Error(ErrorKind::kNotImplemented, "sandbox " + sb->id() + " has no branch supervisor (its kernel's "
                                             "seccomp listener could not be taken); it cannot be snapshotted");

@@ -145,16 +145,21 @@ int fs_string(int fs, const char* key, const char* value) {
 int detached_mount(const char* type, const char* const* options, unsigned attributes) {
   int fs = static_cast<int>(::syscall(SYS_fsopen, type, FSOPEN_CLOEXEC));
   if (fs < 0) return -1;
-  for (const char* const* o = options; *o; o += 2)
-    if (fs_string(fs, o[0], o[1]) < 0) return -1;
+  for (const char* const* o = options; *o; o += 2) {
+    long rc = o[1] ? fs_string(fs, o[0], o[1]) : ::syscall(SYS_fsconfig, fs, FSCONFIG_SET_FLAG, o[0], nullptr, 0);
+    if (rc < 0) return -1;
+  }
   if (::syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) < 0) return -1;
   return static_cast<int>(::syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, attributes));
 }
 
 }  // namespace
 
-std::shared_ptr<BranchSupervisor> BranchSupervisor::start(engine::Reactor& reactor, UniqueFd listener) {
+std::shared_ptr<BranchSupervisor> BranchSupervisor::start(engine::Reactor& reactor, UniqueFd listener,
+                                                          pid_t sandbox_pid) {
   std::shared_ptr<BranchSupervisor> self(new BranchSupervisor(reactor, std::move(listener)));
+  unsigned long long start_time = 0;
+  read_stat(sandbox_pid, self->zygote_pid_, start_time);  // the sandbox's parent: its zygote
   std::weak_ptr<BranchSupervisor> weak = self;
   self->token_ = reactor.watch(self->listener_.get(), EPOLLIN, [weak](uint32_t) {
     if (auto supervisor = weak.lock()) supervisor->on_readable();
@@ -221,10 +226,15 @@ int BranchSupervisor::answer(const seccomp_notif& request) {
 // What the helper needs, all prepared before it starts: it may call nothing but the kernel.
 struct HelperPlan {
   const char* const* overlay;  // the overlay's options
+  int zygote_userns = -1, zygote_mntns = -1;  // for an unprivileged engine
   const char* workdir;
   int branch_pidfd;
   const IdMaps* maps;
 };
+
+int move_to_workdir(int mount, const char* workdir) {
+  return ::syscall(SYS_move_mount, mount, "", AT_FDCWD, workdir, MOVE_MOUNT_F_EMPTY_PATH) < 0 ? errno : 0;
+}
 
 // The helper: mounts the overlay at the workdir in the branch's mount namespace, then (from
 // inside the parent user namespace when that is not ours) writes the branch's id maps. It
@@ -235,10 +245,28 @@ int run_helper(void* argument) {
   const auto& plan = *static_cast<const HelperPlan*>(argument);
   int workdir_mount = detached_mount("overlay", plan.overlay, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
   if (workdir_mount < 0 || ::setns(plan.branch_pidfd, CLONE_NEWNS) < 0) return errno;
-  if (::syscall(SYS_move_mount, workdir_mount, "", AT_FDCWD, plan.workdir, MOVE_MOUNT_F_EMPTY_PATH) < 0) return errno;
+  if (int error = move_to_workdir(workdir_mount, plan.workdir)) return error;
   if (plan.maps->parent_userns >= 0 && ::setns(plan.maps->parent_userns, CLONE_NEWUSER) < 0) return errno;
   if (int error = write_id_map(plan.maps->proc_dir, "uid_map", plan.maps->uid_line)) return error;
   return write_id_map(plan.maps->proc_dir, "gid_map", plan.maps->gid_line);
+}
+
+// The same for an unprivileged engine, which has capabilities only in the user namespaces it
+// made. It builds the overlay inside the zygote's namespaces, where the layers' paths are
+// visible (not in the branch's: its sandbox sees only its own workdir), keeping the overlay's
+// metadata in user.* extended attributes (userxattr, as a user namespace requires); then it
+// enters the parent's user namespace to write the maps, and the branch's mount namespace.
+int run_unprivileged_helper(void* argument) {
+  const auto& plan = *static_cast<const HelperPlan*>(argument);
+  if (::setns(plan.zygote_userns, CLONE_NEWUSER) < 0 || ::setns(plan.zygote_mntns, CLONE_NEWNS) < 0) return errno;
+  int workdir_mount = detached_mount("overlay", plan.overlay, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+  if (workdir_mount < 0) return errno;
+  if (plan.maps->parent_userns >= 0 && ::setns(plan.maps->parent_userns, CLONE_NEWUSER) < 0 && errno != EINVAL)
+    return errno;  // EINVAL: the parent's is the zygote's, entered already
+  if (int error = write_id_map(plan.maps->proc_dir, "uid_map", plan.maps->uid_line)) return error;
+  if (int error = write_id_map(plan.maps->proc_dir, "gid_map", plan.maps->gid_line)) return error;
+  if (::setns(plan.branch_pidfd, CLONE_NEWNS) < 0) return errno;
+  return move_to_workdir(workdir_mount, plan.workdir);
 }
 
 int BranchSupervisor::set_up_branch(pid_t branch, pid_t parent, const Layout& layout) {
@@ -261,11 +289,21 @@ int BranchSupervisor::set_up_branch(pid_t branch, pid_t parent, const Layout& la
   if (!error && pidfd < 0) error = -errno;
   if (!error) {
     const char* overlay[] = {"lowerdir", layout.lower.c_str(), "upperdir", upper.c_str(), "workdir", work.c_str(),
-                             nullptr};
-    HelperPlan plan{overlay, layout.workdir.c_str(), pidfd, &maps};
+                             nullptr, nullptr, nullptr};
+    bool unprivileged = ::geteuid() != 0;
+    if (unprivileged) overlay[6] = "userxattr";  // a flag: no value
+    std::string zygote = "/proc/" + std::to_string(zygote_pid_) + "/ns/";
+    HelperPlan plan{overlay, -1, -1, layout.workdir.c_str(), pidfd, &maps};
+    if (unprivileged) {
+      plan.zygote_userns = ::open((zygote + "user").c_str(), O_RDONLY | O_CLOEXEC);
+      plan.zygote_mntns = ::open((zygote + "mnt").c_str(), O_RDONLY | O_CLOEXEC);
+    }
     std::vector<char> stack(64 * 1024);
-    pid_t helper = ::clone(run_helper, stack.data() + stack.size(), CLONE_VM | CLONE_VFORK | SIGCHLD, &plan);
+    pid_t helper = ::clone(unprivileged ? run_unprivileged_helper : run_helper, stack.data() + stack.size(),
+                           CLONE_VM | CLONE_VFORK | SIGCHLD, &plan);
     error = helper < 0 ? -errno : -wait_for(helper);
+    for (int fd : {plan.zygote_userns, plan.zygote_mntns})
+      if (fd >= 0) ::close(fd);
     if (error) log::logger()->warn("setting up branch {} (workdir overlay, id maps) failed: errno {}", branch, -error);
   }
   for (int fd : {pidfd, maps.proc_dir, maps.parent_userns})

@@ -50,7 +50,9 @@ class BranchSupervisor : public std::enable_shared_from_this<BranchSupervisor> {
     gid_t owner_gid = 0;
   };
 
-  static std::shared_ptr<BranchSupervisor> start(engine::Reactor& reactor, UniqueFd listener);
+  // `sandbox_pid`: the kernel that loaded the filter (its parent, the zygote, is remembered:
+  // an unprivileged engine builds branches' mounts inside the zygote's namespaces).
+  static std::shared_ptr<BranchSupervisor> start(engine::Reactor& reactor, UniqueFd listener, pid_t sandbox_pid);
   ~BranchSupervisor();
   BranchSupervisor(const BranchSupervisor&) = delete;
   BranchSupervisor& operator=(const BranchSupervisor&) = delete;
@@ -73,6 +75,7 @@ class BranchSupervisor : public std::enable_shared_from_this<BranchSupervisor> {
 
   engine::Reactor& reactor_;
   UniqueFd listener_;
+  pid_t zygote_pid_ = 0;
   uint64_t token_ = 0;
   std::mutex mu_;
   std::unordered_map<pid_t, Layout> templates_;

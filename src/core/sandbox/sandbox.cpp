@@ -149,7 +149,7 @@ void Sandbox::adopt_listener_locked() {
     log::logger()->warn("sandbox {}: cannot take its seccomp listener: {}", id_, std::strerror(errno));
     return;
   }
-  supervisor_ = BranchSupervisor::start(host_.reactor(), UniqueFd(fd));
+  supervisor_ = BranchSupervisor::start(host_.reactor(), UniqueFd(fd), pid_);
 }
 
 std::shared_ptr<BranchSupervisor> Sandbox::branch_supervisor() {
