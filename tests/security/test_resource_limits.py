@@ -1,5 +1,7 @@
-"""Resource exhaustion from a SECURE sandbox is held by its limits: the execution reports
-ResourceLimitExceeded naming the limit, and the host and other sandboxes carry on."""
+"""Resource exhaustion from an isolated sandbox is held by its limits: the execution reports
+ResourceLimitExceeded naming the limit, and the host and other sandboxes carry on. The rlimit
+tests run in SECURE and CONTAINER; CONTAINER's cgroup limits (memory, pids, CPU bandwidth) are
+in test_container_cgroups.py."""
 
 from __future__ import annotations
 
@@ -8,28 +10,36 @@ import os
 import pytest
 
 from faas_sdk import ExecutionPlatform, Limits, Mode, SandboxDead
-from faas_sdk._isolation import secure_unavailable_reason
+from faas_sdk._isolation import container_unavailable_reason, secure_unavailable_reason
 
+UNAVAILABLE_REASON = {Mode.SECURE: secure_unavailable_reason, Mode.CONTAINER: container_unavailable_reason}
+SECURE_ONLY = pytest.mark.parametrize("mode", [Mode.SECURE], indirect=True, ids=["SECURE"])
 
 
 @pytest.fixture(scope="module")
-def secure_platform(require_isolation):
-    require_isolation(secure_unavailable_reason())
+def secure_platform():
     with ExecutionPlatform(warm_pool_size=1) as p:
         yield p
 
 
+@pytest.fixture(params=[Mode.SECURE, Mode.CONTAINER], ids=lambda m: m.name)
+def mode(request, require_isolation):
+    require_isolation(UNAVAILABLE_REASON[request.param]())
+    return request.param
+
+
 @pytest.fixture
-def bystander(secure_platform, bystander_in):
-    """Another SECURE sandbox, which must not notice."""
-    with bystander_in(secure_platform, Mode.SECURE) as sb:
+def bystander(secure_platform, bystander_in, mode):
+    """Another sandbox of the same mode, which must not notice."""
+    with bystander_in(secure_platform, mode) as sb:
         yield sb
 
 
-def test_fork_bomb_is_held_by_the_pids_limit(secure_platform, bystander, fork_bomb):
+@SECURE_ONLY  # CONTAINER: its pids cgroup
+def test_fork_bomb_is_held_by_the_pids_limit(secure_platform, bystander, fork_bomb, mode):
     if os.geteuid() != 0:
         pytest.skip("Limits.pids needs a uid per sandbox, which only a root host can give")
-    with secure_platform.create_sandbox(mode=Mode.SECURE, limits=Limits(pids=20)) as sb:
+    with secure_platform.create_sandbox(mode=mode, limits=Limits(pids=20)) as sb:
         result = sb.run(fork_bomb, timeout=30)
         assert result.limit_exceeded == "pids"
         assert result.error.type == "ResourceLimitExceeded"
@@ -38,23 +48,24 @@ def test_fork_bomb_is_held_by_the_pids_limit(secure_platform, bystander, fork_bo
         assert sb.run("1 + 1").value == "2"  # the sandbox itself survives
 
 
-def test_memory_bomb_is_held_by_the_memory_limit(secure_platform, bystander):
-    with secure_platform.create_sandbox(mode=Mode.SECURE, limits=Limits(memory_bytes=512 << 20)) as sb:
+@SECURE_ONLY  # CONTAINER: its memory cgroup
+def test_memory_bomb_is_held_by_the_memory_limit(secure_platform, bystander, mode):
+    with secure_platform.create_sandbox(mode=mode, limits=Limits(memory_bytes=512 << 20)) as sb:
         result = sb.run("hog = bytearray(2 << 30)")
         assert result.limit_exceeded == "memory_bytes"
         assert "MemoryError" in result.error.message
         assert sb.run("len(bytearray(1 << 20))").value == str(1 << 20)
 
 
-def test_cpu_spin_is_held_by_the_timeout(secure_platform, bystander):
-    with secure_platform.create_sandbox(mode=Mode.SECURE) as sb:
+def test_cpu_spin_is_held_by_the_timeout(secure_platform, bystander, mode):
+    with secure_platform.create_sandbox(mode=mode) as sb:
         result = sb.run("while True: pass", timeout=0.5)
         assert result.error.type == "ExecutionTimeout"
         assert not sb.alive
 
 
-def test_cpu_spin_is_held_by_the_cpu_limit(secure_platform, bystander):
-    with secure_platform.create_sandbox(mode=Mode.SECURE, limits=Limits(cpu_seconds=1)) as sb:
+def test_cpu_spin_is_held_by_the_cpu_limit(secure_platform, bystander, mode):
+    with secure_platform.create_sandbox(mode=mode, limits=Limits(cpu_seconds=1)) as sb:
         result = sb.run("while True: pass", timeout=30)
         assert result.limit_exceeded == "cpu_seconds"
         assert "SIGXCPU" in result.error.message
@@ -62,22 +73,22 @@ def test_cpu_spin_is_held_by_the_cpu_limit(secure_platform, bystander):
             sb.run("1")
 
 
-def test_disk_fill_is_held_by_the_file_size_limit(secure_platform, bystander):
-    with secure_platform.create_sandbox(mode=Mode.SECURE, limits=Limits(file_size_bytes=1 << 20)) as sb:
+def test_disk_fill_is_held_by_the_file_size_limit(secure_platform, bystander, mode):
+    with secure_platform.create_sandbox(mode=mode, limits=Limits(file_size_bytes=1 << 20)) as sb:
         result = sb.run("open('fill', 'wb').write(b'x' * (8 << 20))")
         assert result.limit_exceeded == "file_size_bytes"
         assert "File too large" in result.error.message
         assert os.path.getsize(os.path.join(sb.workdir, "fill")) <= 1 << 20
 
 
-def test_private_tmp_is_bounded(secure_platform, bystander):
-    with secure_platform.create_sandbox(mode=Mode.SECURE) as sb:
+def test_private_tmp_is_bounded(secure_platform, bystander, mode):
+    with secure_platform.create_sandbox(mode=mode) as sb:
         result = sb.run("f = open('/tmp/fill', 'wb')\nfor _ in range(512): f.write(b'x' * (1 << 20))")
         assert result.error.type == "OSError" and "No space left on device" in result.error.message
         assert sb.run("os_ok = 1; os_ok").value == "1"
 
 
-def test_open_files_limit(secure_platform, bystander):
-    with secure_platform.create_sandbox(mode=Mode.SECURE, limits=Limits(open_files=64)) as sb:
+def test_open_files_limit(secure_platform, bystander, mode):
+    with secure_platform.create_sandbox(mode=mode, limits=Limits(open_files=64)) as sb:
         result = sb.run("files = [open('/dev/null') for _ in range(100)]")
         assert result.limit_exceeded == "open_files"
