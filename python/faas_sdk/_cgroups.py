@@ -16,6 +16,7 @@ the sandbox started in a session of its own cannot outlive it.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import signal
@@ -150,7 +151,9 @@ class SandboxCgroup:
         if hierarchy.version == 2:
             # v2 hands a controller to children only through subtree_control, level by level.
             _write(os.path.join(hierarchy.own_dir, "cgroup.subtree_control"), f"+{hierarchy.controller}")
-        os.makedirs(parent, exist_ok=True)
+        if not os.path.isdir(parent):
+            os.makedirs(parent, exist_ok=True)
+            atexit.register(SandboxCgroup.remove_parents)  # a platform never closed: once empty
         if hierarchy.version == 2:
             _write(os.path.join(parent, "cgroup.subtree_control"), f"+{hierarchy.controller}")
         directory = os.path.join(parent, sandbox_id)
