@@ -171,22 +171,18 @@ def _isolation_ratio_lines(r: dict) -> list[str]:
         if key in r:
             lines.append(f"- {LABELS[key]}: p50 {_fmt(r[key]['p50'])} vs target {_fmt(target)} = "
                          f"{_verdict(r[key]['p50'], target)}")
-    for mode in ("secure", "container"):
-        local, isolated = r.get(f"round_trip_local_with_{mode}"), r.get(f"round_trip_{mode}_paired")
-        if local and isolated:
-            ratio = isolated["p50"] / local["p50"]
-            verdict = "within" if ratio <= ROUND_TRIP_ISOLATION_TOLERANCE else "OVER"
-            lines.append(f"- {mode.upper()} / LOCAL warm round trip p50 (same rounds, one CPU): "
-                         f"{_fmt(isolated['p50'])} / {_fmt(local['p50'])} = **{ratio:.2f}x** "
-                         f"({verdict} the 1.10x target)")
-    for mode in ("secure", "container"):
-        local, isolated = r.get(f"branch_local_with_{mode}"), r.get(f"branch_{mode}")
-        if local and isolated:
-            ratio = isolated["p50"] / local["p50"]
-            verdict = "within" if ratio <= BRANCH_ISOLATION_TOLERANCE else "OVER"
-            lines.append(f"- {mode.upper()} / LOCAL branch creation p50 (same rounds): {_fmt(isolated['p50'])} / "
-                         f"{_fmt(local['p50'])} = **{ratio:.2f}x** ({verdict} the 2x target); p99 "
-                         f"{_fmt(isolated['p99'])} / {_fmt(local['p99'])}")
+    # (what, LOCAL key, isolated key, tolerance) per isolated mode, each pair from the same rounds.
+    pairs = [("warm round trip", "round_trip_local_with_{}", "round_trip_{}_paired", ROUND_TRIP_ISOLATION_TOLERANCE),
+             ("branch creation", "branch_local_with_{}", "branch_{}", BRANCH_ISOLATION_TOLERANCE)]
+    for what, local_key, isolated_key, tolerance in pairs:
+        for mode in ("secure", "container"):
+            local, isolated = r.get(local_key.format(mode)), r.get(isolated_key.format(mode))
+            if local and isolated:
+                ratio = isolated["p50"] / local["p50"]
+                verdict = "within" if ratio <= tolerance else "OVER"
+                lines.append(f"- {mode.upper()} / LOCAL {what} p50 (same rounds): {_fmt(isolated['p50'])} / "
+                             f"{_fmt(local['p50'])} = **{ratio:.2f}x** ({verdict} the {tolerance:.2f}x target); "
+                             f"p99 {_fmt(isolated['p99'])} / {_fmt(local['p99'])}")
     if "bwrap" in r:
         for key in ("secure_execute_warm", "secure_create_fork", "container_execute_warm", "container_create_fork"):
             if key in r:

@@ -6,6 +6,9 @@ import os
 
 import pytest
 
+from faas_sdk import Mode
+from faas_sdk._isolation import container_unavailable_reason, secure_unavailable_reason
+
 
 @pytest.fixture(scope="session")
 def require_isolation():
@@ -19,6 +22,15 @@ def _require_isolation(reason) -> None:
     if os.environ.get("FAAS_SDK_MUST_ISOLATE") == "1":
         pytest.fail(f"FAAS_SDK_MUST_ISOLATE=1 but isolation is unavailable: {reason}")
     pytest.skip(reason)
+
+
+@pytest.fixture(params=[Mode.SECURE, Mode.CONTAINER], ids=lambda m: m.name)
+def mode(request, require_isolation):
+    """Each isolated mode in turn (skipped, or failed under FAAS_SDK_MUST_ISOLATE=1, where this
+    machine cannot run it). A module narrows it with indirect parametrisation."""
+    reason = {Mode.SECURE: secure_unavailable_reason, Mode.CONTAINER: container_unavailable_reason}[request.param]
+    require_isolation(reason())
+    return request.param
 
 
 @contextlib.contextmanager

@@ -7,10 +7,8 @@ import os
 
 import pytest
 
-from faas_sdk import ExecutionPlatform, Mode, ModeNotAvailable
-from faas_sdk._isolation import container_unavailable_reason, secure_unavailable_reason
+from faas_sdk import ExecutionPlatform, ModeNotAvailable
 
-UNAVAILABLE_REASON = {Mode.SECURE: secure_unavailable_reason, Mode.CONTAINER: container_unavailable_reason}
 
 
 @pytest.fixture(scope="module")
@@ -18,11 +16,6 @@ def isolated_platform():
     with ExecutionPlatform(warm_pool_size=1) as p:
         yield p
 
-
-@pytest.fixture(params=[Mode.SECURE, Mode.CONTAINER], ids=lambda m: m.name)
-def mode(request, require_isolation):
-    require_isolation(UNAVAILABLE_REASON[request.param]())
-    return request.param
 
 
 def test_state_output_and_one_shot_execute(isolated_platform, mode):

@@ -12,9 +12,7 @@ import os
 import pytest
 
 from faas_sdk import ExecutionPlatform, Mode, SnapshotError
-from faas_sdk._isolation import container_unavailable_reason, secure_unavailable_reason
 
-UNAVAILABLE_REASON = {Mode.SECURE: secure_unavailable_reason, Mode.CONTAINER: container_unavailable_reason}
 
 SETUP = """
 import os, random
@@ -49,11 +47,6 @@ def platform_():
     with ExecutionPlatform(warm_pool_size=1) as p:
         yield p
 
-
-@pytest.fixture(params=[Mode.SECURE, Mode.CONTAINER], ids=lambda m: m.name)
-def mode(request, require_isolation):
-    require_isolation(UNAVAILABLE_REASON[request.param]())
-    return request.param
 
 
 @pytest.fixture

@@ -9,9 +9,7 @@ import socket
 import pytest
 
 from faas_sdk import ExecutionPlatform, Mode
-from faas_sdk._isolation import container_unavailable_reason, secure_unavailable_reason
 
-UNAVAILABLE_REASON = {Mode.SECURE: secure_unavailable_reason, Mode.CONTAINER: container_unavailable_reason}
 
 TRY = """
 import errno, socket
@@ -42,11 +40,6 @@ def platform_():
     with ExecutionPlatform(warm_pool_size=0) as p:
         yield p
 
-
-@pytest.fixture(params=[Mode.SECURE, Mode.CONTAINER], ids=lambda m: m.name)
-def mode(request, require_isolation):
-    require_isolation(UNAVAILABLE_REASON[request.param]())
-    return request.param
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,7 @@ import os
 import pytest
 
 from faas_sdk import ExecutionPlatform, Limits, Mode, SandboxDead
-from faas_sdk._isolation import container_unavailable_reason, secure_unavailable_reason
 
-UNAVAILABLE_REASON = {Mode.SECURE: secure_unavailable_reason, Mode.CONTAINER: container_unavailable_reason}
 SECURE_ONLY = pytest.mark.parametrize("mode", [Mode.SECURE], indirect=True, ids=["SECURE"])
 
 
@@ -21,11 +19,6 @@ def secure_platform():
     with ExecutionPlatform(warm_pool_size=1) as p:
         yield p
 
-
-@pytest.fixture(params=[Mode.SECURE, Mode.CONTAINER], ids=lambda m: m.name)
-def mode(request, require_isolation):
-    require_isolation(UNAVAILABLE_REASON[request.param]())
-    return request.param
 
 
 @pytest.fixture

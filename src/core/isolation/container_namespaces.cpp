@@ -11,21 +11,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/isolation/user_namespace.hpp"
+
 namespace faas::isolation {
 namespace {
 
 constexpr const char* kStep = "container namespaces";
 constexpr int kIsolationFailed = 121;
-
-bool write_file(const std::string& path, const std::string& text) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  int err = errno;
-  ::close(fd);
-  errno = err;
-  return ok;
-}
 
 // The host range behind the sandbox ids: above 2^30, far from any distribution's uids, one
 // block per container (picked by the waiter's pid) so live containers rarely share one.
@@ -41,13 +33,13 @@ StepResult write_id_maps(pid_t child, const ContainerIds& ids) {
     uid_map = gid_map = "0 0 1\n" + block;
   } else {
     // An unprivileged process may map only itself, and its gid only once setgroups is denied.
-    if (!write_file(proc + "/setgroups", "deny") && errno != ENOENT)
+    if (!write_proc_file(proc + "/setgroups", "deny") && errno != ENOENT)
       return StepResult::fail(kStep, "write(/proc/<pid>/setgroups)", errno);
     uid_map = "0 " + std::to_string(::geteuid()) + " 1\n";
     gid_map = "0 " + std::to_string(::getegid()) + " 1\n";
   }
-  if (!write_file(proc + "/uid_map", uid_map)) return StepResult::fail(kStep, "write(/proc/<pid>/uid_map)", errno);
-  if (!write_file(proc + "/gid_map", gid_map)) return StepResult::fail(kStep, "write(/proc/<pid>/gid_map)", errno);
+  if (!write_proc_file(proc + "/uid_map", uid_map)) return StepResult::fail(kStep, "write(/proc/<pid>/uid_map)", errno);
+  if (!write_proc_file(proc + "/gid_map", gid_map)) return StepResult::fail(kStep, "write(/proc/<pid>/gid_map)", errno);
   return StepResult::success();
 }
 
@@ -108,7 +100,7 @@ StepResult set_container_hostname(const std::string& name) {
 }
 
 StepResult limit_container_pids(const std::string& proc, int limit) {
-  if (!write_file(proc + "/sys/kernel/pid_max", std::to_string(limit)))
+  if (!write_proc_file(proc + "/sys/kernel/pid_max", std::to_string(limit)))
     return StepResult::fail("pid namespace", "write(/proc/sys/kernel/pid_max)", errno,
                             "a pid namespace of its own pid_max needs Linux 6.14 or later");
   return StepResult::success();
