@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/isolation/pipeline.hpp"
+#include "kernel_native/branch_steps.h"
 
 namespace {
 
@@ -60,20 +61,18 @@ extern "C" PyObject* faas_native_confine(PyObject*, PyObject* args) {
   return PyLong_FromLong(listener);
 }
 
-// branch_setup.c
-extern "C" int faas_install_channels(int sock, int out, int err_fd);
-
-extern "C" PyObject* faas_native_enter_isolated_branch(PyObject*, PyObject* args) {
-  int sock, out, err_fd, ctrl;
-  const char* workdir;
-  if (!PyArg_ParseTuple(args, "iiiis", &sock, &out, &err_fd, &ctrl, &workdir)) return nullptr;
-  if (::setsid() < 0 || faas_install_channels(sock, out, err_fd) < 0) return PyErr_SetFromErrno(PyExc_OSError);
-  ::close(ctrl);
+extern "C" int faas_enter_isolated_branch(const char* workdir, const char** step) {
   auto result = faas::isolation::confine_branch({workdir, g_readable, g_loopback});
-  if (!result.ok) return raise_failure(result.failure);
-  if (::chdir(workdir) < 0) return PyErr_SetFromErrno(PyExc_OSError);
+  if (!result.ok) {
+    static std::string message;  // this process is about to exit with it
+    message = "IsolationError: " + result.failure.describe();
+    *step = message.c_str();
+    return FAAS_STEP_FAILED_DESCRIBED;
+  }
+  *step = "chdir(workdir)";
+  if (::chdir(workdir) < 0) return FAAS_STEP_FAILED;
   // Its open workdir files were reopened on its own copy by the engine, at the doorbell.
-  Py_RETURN_NONE;
+  return 0;
 }
 
 extern "C" int faas_native_add_isolation_error(PyObject* module) {

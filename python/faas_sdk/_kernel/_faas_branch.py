@@ -101,13 +101,13 @@ def reopen_regular_files(keep: set) -> None:
 def reseed(seed: Optional[int]) -> None:
     """Fresh entropy per branch, or a fixed seed so a search can be replayed.
 
-    Modules not imported yet need nothing without a seed: they seed themselves from
-    os.urandom when first imported in the branch.
+    Without a seed `random` needs nothing: its own at-fork hook reseeded it from os.urandom in
+    this child, and modules not imported yet seed themselves when first imported here.
     """
     random = sys.modules.get("random")
-    if random is None and seed is not None:
-        import random
-    if random is not None:
+    if seed is not None:
+        if random is None:
+            import random
         random.seed(seed)
     numpy = sys.modules.get("numpy")
     if numpy is not None:

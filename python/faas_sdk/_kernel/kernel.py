@@ -131,8 +131,10 @@ class Kernel:
                 os._exit(0)  # the engine closed the channel
             self.rx += self.chunk_view[:n]
 
-    def serve(self) -> None:
-        self.sock.sendall(frame(FRAME_READY, struct.pack("<ii", os.getpid(), self.listener)))
+    def serve(self, announce: bool = True) -> None:
+        """The kernel loop. `announce=False`: READY was sent already (by _faas_native)."""
+        if announce:
+            self.sock.sendall(frame(FRAME_READY, struct.pack("<ii", os.getpid(), self.listener)))
         while True:
             frame_type, _, payload = self.read_frame()
             if self.listener >= 0:
@@ -282,9 +284,13 @@ class Kernel:
             _faas_branch.prepare_template_namespace()
         self.fork_server = _faas_fork_server.ForkServer(ctrl, self._template_child,
                                                         private_root=scratch)
-        server = self.fork_server
-        server.announce("template")
-        server.serve()
+        self.fork_server.announce("template")
+        if _faas_native is not None and (_confine is not None or _faas_branch.template_namespace_ready()):
+            # Returns only in a branch, once the engine has sent it its first frame.
+            request = _faas_native.serve_forks(ctrl.fileno(), scratch, workdir, layer, _confine is not None)
+            self._become_native_branch(request)
+            self.serve(announce=False)
+        self.fork_server.serve()
         os._exit(0)
 
     def _mount_branch_workdir(self) -> None:
@@ -295,20 +301,19 @@ class Kernel:
     def _template_child(self, request, template_pid: int) -> None:
         # Run on from here rather than unwinding to serve(): unwinding touches (and so copies)
         # every frame and object on the way, which costs a fresh fork more than the call.
-        # Each level of branch-of-branch nests a few frames; the limit is raised to match.
-        sys.setrecursionlimit(max(sys.getrecursionlimit(), 1000 + 20 * self.depth))
-        self.depth += 1
+        self._enter_next_level()
         self.become_branch(request)
         self.serve()
 
+    def _enter_next_level(self) -> None:
+        # Each level of branch-of-branch nests a few frames; the limit is raised to match.
+        sys.setrecursionlimit(max(sys.getrecursionlimit(), 1000 + 20 * self.depth))
+        self.depth += 1
+
     def become_branch(self, request) -> None:
-        """In a child of a template: a live kernel again, with the snapshot's state."""
-        if _confine is not None:
-            self._become_isolated_branch(request)
-            return
-        if _faas_native is not None and _faas_branch.template_namespace_ready():
-            self._become_branch_natively(request)
-            return
+        """In a child of a template served by the Python fork server (no _faas_native, or the
+        template has no mount namespace of its own): a live kernel again, with the snapshot's
+        state."""
         try:
             os.setsid()  # its own process group, like every sandbox: close() kills the group
             template_ctrl = self.template_ctrl.detach()
@@ -321,39 +326,26 @@ class Kernel:
             self._mount_branch_workdir()
             os.chdir(request.workdir)
             _faas_branch.reopen_regular_files(keep={0, 1, 2, 3})
+            apply_rlimits(request)
         except BaseException as exc:
             fatal(sock, exc)
         self._finish_branch(sock, request)
 
-    def _become_branch_natively(self, request) -> None:
-        """The same steps, but session, channels, mount and file reopening in C (_faas_native):
-        they then copy almost none of the heap shared with the template."""
-        workdir, layer = self.branch_layout
-        own = self.fork_server.private_dir(os.getpid())
-        self._enter_branch_in_c(request, lambda *fds: _faas_native.enter_branch(*fds, workdir, layer, own))
-
-    def _become_isolated_branch(self, request) -> None:
-        """A branch of an isolated sandbox: its namespaces from the engine's grant, its files
-        mounted by the engine, then a Landlock domain of its own (_faas_native)."""
-        workdir, _ = self.branch_layout
-        self._enter_branch_in_c(request, lambda *fds: _faas_native.enter_isolated_branch(*fds, workdir))
-
-    def _enter_branch_in_c(self, request, enter) -> None:
-        """`enter(sock, out, err, template_ctrl)`: the C steps; then the common Python ones."""
+    def _become_native_branch(self, message: bytes) -> None:
+        """The Python half of a branch made by _faas_native.serve_forks, run at its first frame:
+        C has done the session, channels, workdir view and rlimits, and said READY."""
+        self.template_ctrl.detach()  # C closed it
+        self._enter_next_level()
+        sock = socket.socket(fileno=3)
         try:
-            sock_fd, out_fd, err_fd = request.fds
-            enter(sock_fd, out_fd, err_fd, self.template_ctrl.detach())
-            sock = socket.socket(fileno=3)
+            request = _faas_fork_server.parse_fork_request(message, [])
         except BaseException as exc:
-            try:  # the channels may be in place already: then say why
-                fatal(socket.socket(fileno=3), exc)
-            finally:
-                os._exit(70)
+            fatal(sock, exc)
         self._finish_branch(sock, request)
 
     def _finish_branch(self, sock: socket.socket, request) -> None:
         """Both paths end here: its environment, fresh randomness, then the kernel loop's own
-        view of the channels (serve() then says READY)."""
+        view of the channels."""
         try:
             apply_environment(request)
             _faas_branch.reseed(request.seed)
@@ -389,6 +381,9 @@ def install_channels(fds) -> None:
 def apply_environment(request) -> None:
     os.environ.update(request.env)
     os.environ["FAAS_SDK_SANDBOX_ID"] = request.sandbox_id
+
+
+def apply_rlimits(request) -> None:
     for res, limit in request.rlimits:
         value = resource.RLIM_INFINITY if limit == RLIM_INFINITY_WIRE else limit
         # For CPU time the hard limit is one second later, so the soft limit's SIGXCPU
@@ -464,6 +459,7 @@ def zygote_child(request, zygote_pid: int) -> None:
                 os._exit(0)
         os.chdir(request.workdir)
         apply_environment(request)
+        apply_rlimits(request)
         sock.detach()
         kernel = Kernel()
         kernel.listener = listener
