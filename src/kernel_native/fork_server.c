@@ -65,6 +65,12 @@ static uint64_t take_uint(Reader* r, size_t n) {  // little-endian, n <= 8
 
 static void skip_str(Reader* r) { take(r, take_uint(r, 4)); }
 
+static PyObject* take_str(Reader* r) {
+  size_t n = take_uint(r, 4);
+  const uint8_t* at = take(r, n);
+  return at ? PyUnicode_DecodeUTF8((const char*)at, (Py_ssize_t)n, "surrogateescape") : NULL;
+}
+
 typedef struct {
   uint32_t id;
   int nrlimits;
@@ -95,6 +101,33 @@ static int parse_request(const uint8_t* msg, size_t size, ForkRequest* req) {
   }
   take_uint(&r, 1 + 8 + 1);  // seed flag, seed, flags
   return r.ok;
+}
+
+// What the Python side needs, at the branch's first frame: (sandbox id, [(name, value)], seed
+// or None). The message was checked by parse_request.
+static PyObject* request_for_python(const uint8_t* msg, size_t size) {
+  Reader r = {msg, size, 1 + 4, 1};
+  PyObject* sandbox_id = take_str(&r);
+  skip_str(&r);
+  PyObject* env = PyList_New(0);
+  for (uint64_t n = take_uint(&r, 4); sandbox_id && env && n > 0; --n) {
+    PyObject* name = take_str(&r);
+    PyObject* value = name ? take_str(&r) : NULL;
+    PyObject* pair = value ? PyTuple_Pack(2, name, value) : NULL;
+    Py_XDECREF(name);
+    Py_XDECREF(value);
+    if (!pair || PyList_Append(env, pair) < 0) Py_CLEAR(env);
+    Py_XDECREF(pair);
+  }
+  for (uint64_t n = take_uint(&r, 4); n > 0; --n) take_uint(&r, 4 + 8);
+  int has_seed = (int)take_uint(&r, 1);
+  uint64_t seed = take_uint(&r, 8);
+  PyObject* result = NULL;
+  if (sandbox_id && env)
+    result = Py_BuildValue("(OON)", sandbox_id, env, has_seed ? PyLong_FromUnsignedLongLong(seed) : Py_NewRef(Py_None));
+  Py_XDECREF(sandbox_id);
+  Py_XDECREF(env);
+  return result;
 }
 
 // ---- replies to the engine ---------------------------------------------------------------
@@ -336,6 +369,9 @@ static ssize_t become_spare(const Server* server, int link, uint8_t* buf, ForkRe
   leave_template(server);
   const char* step;
   if (enter_layer(server, &step) < 0) _exit(70);  // the template forks the next branch itself
+  // The interpreter's after-fork repair, while idle: a branch would pay for it at its first
+  // frame (see the end of serve_forks).
+  PyOS_AfterFork_Child();
   int fds[kMaxFds], nfds;
   ssize_t size;
   while ((size = receive(link, buf, fds, &nfds)) < 0) {
@@ -377,7 +413,8 @@ static int hand_to_spare(Server* server, const uint8_t* buf, size_t size, const 
   return 0;
 }
 
-// serve_forks(ctrl, private_root, workdir, lower, isolated) -> bytes: see the module doc.
+// serve_forks(ctrl, private_root, workdir, lower, isolated) -> (sandbox_id, env, seed): see the
+// method's doc below.
 static PyObject* serve_forks(PyObject* self, PyObject* args) {
   Server server;
   memset(&server, 0, sizeof server);
@@ -407,6 +444,7 @@ static PyObject* serve_forks(PyObject* self, PyObject* args) {
   }
   ForkRequest req;
   ssize_t size = 0;
+  int repaired = 0;  // PyOS_AfterFork_Child has run in this child
   for (;;) {
     // Requests first; when there is none, an unisolated template that has served a branch
     // keeps a spare forked ahead (fork and layer are most of a lone branch's start). Only then,
@@ -419,7 +457,10 @@ static PyObject* serve_forks(PyObject* self, PyObject* args) {
       _exit(70);
     }
     if (ready == 0) {
-      if ((size = fork_spare(&server, buf, &req)) > 0) break;  // in the spare, now a branch
+      if ((size = fork_spare(&server, buf, &req)) > 0) {
+        repaired = 1;
+        break;  // in the spare, now a branch
+      }
       server.wants_spare = 0;  // until the next request, if the fork failed
       continue;
     }
@@ -459,8 +500,8 @@ static PyObject* serve_forks(PyObject* self, PyObject* args) {
   }
   // In a branch, at its first frame: the interpreter's own after-fork repair (its locks,
   // threading's state, the at-fork hooks such as random's reseed), only now that it has work.
-  PyOS_AfterFork_Child();
-  PyObject* request = PyBytes_FromStringAndSize((const char*)buf, size);
+  if (!repaired) PyOS_AfterFork_Child();
+  PyObject* request = request_for_python(buf, (size_t)size);
   PyMem_RawFree(buf);
   free(server.files);
   return request;
@@ -468,7 +509,8 @@ static PyObject* serve_forks(PyObject* self, PyObject* args) {
 
 PyMethodDef faas_native_fork_server_method = {
     "serve_forks", serve_forks, METH_VARARGS,
-    "serve_forks(ctrl, private_root, workdir, lower, isolated) -> bytes: in a snapshot template, "
-    "serve the engine's FORK requests on ctrl until it closes (then exit). Returns only in a "
-    "forked child, once it is a branch (session, channels, workdir view, rlimits; READY sent) "
-    "and the engine has sent it a frame: the FORK request's bytes, for the rest of its set-up."};
+    "serve_forks(ctrl, private_root, workdir, lower, isolated) -> (sandbox_id, env, seed): in a "
+    "snapshot template, serve the engine's FORK requests on ctrl until it closes (then exit). "
+    "Returns only in a forked child, once it is a branch (session, channels, workdir view, "
+    "rlimits; READY sent) and the engine has sent it a frame: what of the FORK request is left "
+    "for Python to apply."};

@@ -68,6 +68,29 @@ SCRIPT = textwrap.dedent(f"""
 """)
 
 
+# LOCAL as nobody: the template's user and mount namespaces, its tmpfs and the branches'
+# overlays all come from a user namespace of nobody's own.
+LOCAL_SCRIPT = textwrap.dedent(f"""
+    import json, sys
+    sys.path.insert(0, {PACKAGE_SOURCE!r})
+    import faas_sdk
+    faas_sdk.__path__.append({NATIVE_DIR!r})
+    from faas_sdk import ExecutionPlatform
+    with ExecutionPlatform() as platform, platform.create_sandbox() as sandbox:
+        sandbox.run("counter = 1\\nopen('state.txt', 'w').write('base')")
+        with sandbox.snapshot() as snapshot:
+            seen = []
+            for _ in range(3):  # forked on demand, then from the spare
+                with snapshot.branch() as branch:
+                    branch.run("counter += 1\\nopen('state.txt', 'a').write('+1')")
+                    seen.append(branch.run("(counter, open('state.txt').read())").value)
+                    with branch.snapshot() as inner, inner.branch() as grandchild:
+                        seen.append(grandchild.run("(counter, open('state.txt').read())").value)
+        seen.append(sandbox.run("(counter, open('state.txt').read())").value)
+        print(json.dumps(seen))
+""")
+
+
 def as_nobody(argv, **kwargs):
     return subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *argv],
                           capture_output=True, text=True, timeout=60, **kwargs)
@@ -109,6 +132,12 @@ def test_sandbox_of_an_unprivileged_host_is_isolated(nobody_python, mode):
         assert outcome["memory"] == "memory_bytes"
     else:
         assert hostname != "sandbox" and not own_pid_namespace and processes is None
+
+
+def test_local_branches_of_an_unprivileged_host(nobody_python):
+    run = as_nobody([nobody_python, "-c", LOCAL_SCRIPT], cwd="/")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout.strip().splitlines()[-1]) == ["(2, 'base+1')"] * 6 + ["(1, 'base')"]
 
 
 def test_a_failed_step_is_named(nobody_python):

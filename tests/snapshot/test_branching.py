@@ -257,6 +257,11 @@ def test_platform_close_releases_snapshots_and_branches():
     snapshot = sandbox.snapshot()
     branches = snapshot.branch(count=3)
     pids = [snapshot.template_pid, sandbox.pid] + [b.pid for b in branches]
+    deadline = time.monotonic() + 5
+    while len(psutil.Process(snapshot.template_pid).children()) <= len(branches) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    pids += [c.pid for c in psutil.Process(snapshot.template_pid).children()]  # its spare too
+    assert len(pids) == 2 + 3 + 4
     workdir = sandbox.workdir
     platform.close()
     deadline = time.monotonic() + 5

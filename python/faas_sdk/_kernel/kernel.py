@@ -331,23 +331,25 @@ class Kernel:
             fatal(sock, exc)
         self._finish_branch(sock, request)
 
-    def _become_native_branch(self, message: bytes) -> None:
+    def _become_native_branch(self, request) -> None:
         """The Python half of a branch made by _faas_native.serve_forks, run at its first frame:
-        C has done the session, channels, workdir view and rlimits, and said READY."""
+        C has done the session, channels, workdir view and rlimits, and said READY. `request`:
+        (sandbox id, environment, seed)."""
         self.template_ctrl.detach()  # C closed it
         self._enter_next_level()
-        sock = socket.socket(fileno=3)
+        sandbox_id, env, seed = request
         try:
-            request = _faas_fork_server.parse_fork_request(message, [])
+            apply_environment(env, sandbox_id)
+            _faas_branch.reseed(seed)
+            self.attach()
         except BaseException as exc:
-            fatal(sock, exc)
-        self._finish_branch(sock, request)
+            fatal(socket.socket(fileno=3), exc)
 
     def _finish_branch(self, sock: socket.socket, request) -> None:
         """Both paths end here: its environment, fresh randomness, then the kernel loop's own
         view of the channels."""
         try:
-            apply_environment(request)
+            apply_environment(request.env, request.sandbox_id)
             _faas_branch.reseed(request.seed)
             sock.detach()
             self.attach()
@@ -378,9 +380,9 @@ def install_channels(fds) -> None:
         os.close(fd)
 
 
-def apply_environment(request) -> None:
-    os.environ.update(request.env)
-    os.environ["FAAS_SDK_SANDBOX_ID"] = request.sandbox_id
+def apply_environment(env, sandbox_id: str) -> None:
+    os.environ.update(env)
+    os.environ["FAAS_SDK_SANDBOX_ID"] = sandbox_id
 
 
 def apply_rlimits(request) -> None:
@@ -458,7 +460,7 @@ def zygote_child(request, zygote_pid: int) -> None:
             if os.getppid() != zygote_pid:
                 os._exit(0)
         os.chdir(request.workdir)
-        apply_environment(request)
+        apply_environment(request.env, request.sandbox_id)
         apply_rlimits(request)
         sock.detach()
         kernel = Kernel()
