@@ -21,6 +21,7 @@ SETUP = ("data = bytearray(30 << 20)\n"
          "    return sum(i * i for i in range(k * 100))\n")
 SNAP_ROUNDS, SNAP_WARMUP = 200, 5
 BRANCH_ROUNDS, BRANCH_WARMUP = 200, 5
+COLD_ROUNDS, COLD_WARMUP = 100, 3
 EXPLORE_ROUNDS, EXPLORE_WARMUP = 100, 5
 MANY, MANY_ROUNDS = 1000, 3
 IDLE_BRANCHES, IDLE_PAUSE_S = 20, 0.2
@@ -73,6 +74,45 @@ def test_branch_until_ready(benchmark, big_snapshot, record):
     benchmark.pedantic(lambda: made.append(big_snapshot.branch()), teardown=close_it,
                        rounds=BRANCH_ROUNDS, warmup_rounds=BRANCH_WARMUP, iterations=1)
     record(benchmark, "branch")
+
+
+def test_first_branch_of_a_snapshot(benchmark, big_sandbox, record):
+    """A template keeps a spare child once it has served a branch; the first branch of a
+    snapshot (like every branch of a burst after the first) is forked on demand."""
+    snapshots, made = [], []
+
+    def new_snapshot():
+        snapshots.append(big_sandbox.snapshot())
+        time.sleep(DISPOSAL_PAUSE_S)  # untimed: the template finishes starting
+
+    def close_both():
+        b = made.pop()
+        assert _sees_snapshot_state(b), b
+        b.close()
+        snapshots.pop().release()
+
+    benchmark.pedantic(lambda: made.append(snapshots[-1].branch()), setup=new_snapshot,
+                       teardown=close_both, rounds=COLD_ROUNDS, warmup_rounds=COLD_WARMUP,
+                       iterations=1)
+    record(benchmark, "branch_cold")
+
+
+def test_branch_until_its_first_result(benchmark, big_snapshot, record):
+    """What an agent waits for: a branch, and the result of its first cell. The branch's own
+    Python set-up runs at its first frame (see docs/benchmarks.md), so it is in this clock."""
+    made: list = []
+    engine: list[float] = []
+
+    def branch_and_run():
+        b = big_snapshot.branch()
+        r = b.run("len(data)")
+        assert r.value == str(DATA_BYTES), r
+        engine.append(r.duration)
+        made.append(b)
+
+    benchmark.pedantic(branch_and_run, teardown=lambda: made.pop().close(), rounds=BRANCH_ROUNDS,
+                       warmup_rounds=BRANCH_WARMUP, iterations=1)
+    record(benchmark, "branch_first_run", engine=engine[-BRANCH_ROUNDS:])
 
 
 def test_explore_parallel_three_branches(benchmark, platform, big_snapshot, record):
