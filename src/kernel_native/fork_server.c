@@ -200,8 +200,8 @@ typedef struct {
   int owns_layers;
   int* files;  // the template's regular files, for its branches to reopen (fixed while serving)
   int nfiles;
-  // A child forked ahead, its layer mounted, waiting on `spare_link` for a request (unisolated
-  // templates that have served a branch; see serve_forks).
+  // A child forked ahead, its workdir view in place, waiting on `spare_link` for a request
+  // (templates that have served a branch; see serve_forks).
   pid_t spare;
   int spare_link;
   int wants_spare;
@@ -368,7 +368,8 @@ static int send_fds(int fd, const uint8_t* data, size_t size, const int* fds, in
 static ssize_t become_spare(const Server* server, int link, uint8_t* buf, ForkRequest* req) {
   leave_template(server);
   const char* step;
-  if (enter_layer(server, &step) < 0) _exit(70);  // the template forks the next branch itself
+  int rc = server->isolated ? faas_enter_isolated_branch(server->workdir, &step) : enter_layer(server, &step);
+  if (rc < 0) _exit(70);  // the template forks the next branch itself, which reports the error
   // The interpreter's after-fork repair, while idle: a branch would pay for it at its first
   // frame (see the end of serve_forks).
   PyOS_AfterFork_Child();
@@ -402,13 +403,21 @@ static ssize_t fork_spare(Server* server, uint8_t* buf, ForkRequest* req) {
   return 0;
 }
 
+// The branch's layer directory, for the engine to remove with it; "" when it is ours.
+static const char* layer_for_engine(const Server* server, pid_t pid) {
+  static char dir[4096];
+  dir[0] = '\0';
+  if (!server->owns_layers) snprintf(dir, sizeof dir, "%s/%d", server->private_root, (int)pid);
+  return dir;
+}
+
 // Hands the request to the spare: 0 when it took it (FORK_DONE sent), -1 to fork instead.
 static int hand_to_spare(Server* server, const uint8_t* buf, size_t size, const ForkRequest* req, const int* fds) {
   if (!server->spare || send_fds(server->spare_link, buf, size, fds, 3) < 0) return -1;
   pid_t pid = server->spare;
   drop_spare(server);
   int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-  send_done(server->ctrl, req->id, pid, 0, "", "", pidfd);  // layers are ours: see owns_layers
+  send_done(server->ctrl, req->id, pid, 0, "", layer_for_engine(server, pid), pidfd);
   if (pidfd >= 0) close(pidfd);
   return 0;
 }
@@ -446,9 +455,10 @@ static PyObject* serve_forks(PyObject* self, PyObject* args) {
   ssize_t size = 0;
   int repaired = 0;  // PyOS_AfterFork_Child has run in this child
   for (;;) {
-    // Requests first; when there is none, an unisolated template that has served a branch
-    // keeps a spare forked ahead (fork and layer are most of a lone branch's start). Only then,
-    // and only once asked, so a burst of requests and a template never branched pay nothing.
+    // Requests first; when there is none, a template that has served a branch keeps a spare
+    // forked ahead (the fork and the workdir view are most of a lone branch's start). Only
+    // then, and only once asked, so a burst of requests and a template never branched pay
+    // nothing.
     int idle_for_spare = server.wants_spare && !server.spare;
     struct pollfd watched[2] = {{server.ctrl, POLLIN, 0}, {server.sigfd, POLLIN, 0}};
     int ready = poll(watched, 2, idle_for_spare ? 0 : -1);
@@ -485,14 +495,12 @@ static PyObject* serve_forks(PyObject* self, PyObject* args) {
             snprintf(message, sizeof message, "fork: %s", strerror(err));
             send_done(server.ctrl, req.id, -1, err, message, "", -1);
           } else {
-            char private_dir[4096] = "";  // the engine's to remove, unless it is ours
-            if (!server.owns_layers) snprintf(private_dir, sizeof private_dir, "%s/%d", server.private_root, (int)pid);
             int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-            send_done(server.ctrl, req.id, pid, 0, "", private_dir, pidfd);
+            send_done(server.ctrl, req.id, pid, 0, "", layer_for_engine(&server, pid), pidfd);
             if (pidfd >= 0) close(pidfd);
           }
         }
-        server.wants_spare = !server.isolated && server.owns_layers;
+        server.wants_spare = 1;
       }
       close_all(fds, nfds);
     }
