@@ -99,7 +99,7 @@ static int parse_request(const uint8_t* msg, size_t size, ForkRequest* req) {
     req->rlimits[i].resource = (int)take_uint(&r, 4);
     req->rlimits[i].limit = take_uint(&r, 8);
   }
-  take_uint(&r, 1 + 8 + 1);  // seed flag, seed, flags
+  take(&r, 1 + 8 + 1);  // seed flag, seed, flags
   return r.ok;
 }
 
@@ -119,7 +119,7 @@ static PyObject* request_for_python(const uint8_t* msg, size_t size) {
     if (!pair || PyList_Append(env, pair) < 0) Py_CLEAR(env);
     Py_XDECREF(pair);
   }
-  for (uint64_t n = take_uint(&r, 4); n > 0; --n) take_uint(&r, 4 + 8);
+  for (uint64_t n = take_uint(&r, 4); r.ok && n > 0; --n) take(&r, 4 + 8);  // rlimits: C's
   int has_seed = (int)take_uint(&r, 1);
   uint64_t seed = take_uint(&r, 8);
   PyObject* result = NULL;
@@ -144,25 +144,28 @@ static size_t put_str(uint8_t* at, const char* s) {
   return 4 + n;
 }
 
-static void send_with_fd(int ctrl, const uint8_t* data, size_t size, int fd) {
+// One message with `nfds` descriptors (0 to kMaxFds) attached; 0 when it was sent whole.
+static int send_message(int sock, const uint8_t* data, size_t size, const int* fds, int nfds) {
   struct iovec iov = {(void*)data, size};
   union {
     struct cmsghdr header;
-    char space[CMSG_SPACE(sizeof(int))];
+    char space[CMSG_SPACE(kMaxFds * sizeof(int))];
   } control;
   struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-  if (fd >= 0) {
+  if (nfds > 0) {
     memset(&control, 0, sizeof control);
     msg.msg_control = control.space;
-    msg.msg_controllen = sizeof control.space;
+    msg.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
     struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
     cmsg->cmsg_level = SOL_SOCKET;
     cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+    cmsg->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+    memcpy(CMSG_DATA(cmsg), fds, nfds * sizeof(int));
   }
-  while (sendmsg(ctrl, &msg, MSG_NOSIGNAL) < 0 && errno == EINTR) {
+  ssize_t n;
+  while ((n = sendmsg(sock, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
   }
+  return n == (ssize_t)size ? 0 : -1;
 }
 
 static void send_done(int ctrl, uint32_t id, int pid, int err, const char* message,
@@ -174,7 +177,7 @@ static void send_done(int ctrl, uint32_t id, int pid, int err, const char* messa
   n += put_uint(buf + n, (uint32_t)err, 4);
   n += put_str(buf + n, message);
   n += put_str(buf + n, private_dir);
-  send_with_fd(ctrl, buf, n, pidfd);
+  send_message(ctrl, buf, n, &pidfd, pidfd >= 0);
 }
 
 static void send_frame(int fd, int type, const uint8_t* payload, size_t size) {
@@ -238,7 +241,7 @@ static void report_exits(Server* server) {
       put_uint(msg, kForkChildExited, 1);
       put_uint(msg + 1, (uint32_t)pid, 4);
       put_uint(msg + 5, (uint32_t)status, 4);
-      send_with_fd(server->ctrl, msg, sizeof msg, -1);
+      send_message(server->ctrl, msg, sizeof msg, NULL, 0);
     }
     if (server->owns_layers) {
       char layer[4096];
@@ -343,26 +346,6 @@ static ssize_t receive(int fd, uint8_t* buf, int* fds, int* nfds) {
   return n;
 }
 
-static int send_fds(int fd, const uint8_t* data, size_t size, const int* fds, int nfds) {
-  struct iovec iov = {(void*)data, size};
-  union {
-    struct cmsghdr header;
-    char space[CMSG_SPACE(kMaxFds * sizeof(int))];
-  } control;
-  memset(&control, 0, sizeof control);
-  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.space,
-                       .msg_controllen = CMSG_SPACE(nfds * sizeof(int))};
-  struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-  cmsg->cmsg_level = SOL_SOCKET;
-  cmsg->cmsg_type = SCM_RIGHTS;
-  cmsg->cmsg_len = CMSG_LEN(nfds * sizeof(int));
-  memcpy(CMSG_DATA(cmsg), fds, nfds * sizeof(int));
-  ssize_t n;
-  while ((n = sendmsg(fd, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
-  }
-  return n == (ssize_t)size ? 0 : -1;
-}
-
 // The spare, in the child: set up all but the channels, then wait for a request. Returns with
 // the request in buf once it is a branch; exits if the template goes away first.
 static ssize_t become_spare(const Server* server, int link, uint8_t* buf, ForkRequest* req) {
@@ -413,7 +396,7 @@ static const char* layer_for_engine(const Server* server, pid_t pid) {
 
 // Hands the request to the spare: 0 when it took it (FORK_DONE sent), -1 to fork instead.
 static int hand_to_spare(Server* server, const uint8_t* buf, size_t size, const ForkRequest* req, const int* fds) {
-  if (!server->spare || send_fds(server->spare_link, buf, size, fds, 3) < 0) return -1;
+  if (!server->spare || send_message(server->spare_link, buf, size, fds, 3) < 0) return -1;
   pid_t pid = server->spare;
   drop_spare(server);
   int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
@@ -422,9 +405,9 @@ static int hand_to_spare(Server* server, const uint8_t* buf, size_t size, const 
   return 0;
 }
 
-// serve_forks(ctrl, private_root, workdir, lower, isolated) -> (sandbox_id, env, seed): see the
-// method's doc below.
-static PyObject* serve_forks(PyObject* self, PyObject* args) {
+// serve_forks(ctrl, private_root, workdir, lower, isolated) -> (sandbox_id, env, seed): see its
+// doc in module.c.
+PyObject* faas_native_serve_forks(PyObject* self, PyObject* args) {
   Server server;
   memset(&server, 0, sizeof server);
   if (!PyArg_ParseTuple(args, "isssp", &server.ctrl, &server.private_root, &server.workdir,
@@ -514,11 +497,3 @@ static PyObject* serve_forks(PyObject* self, PyObject* args) {
   free(server.files);
   return request;
 }
-
-PyMethodDef faas_native_fork_server_method = {
-    "serve_forks", serve_forks, METH_VARARGS,
-    "serve_forks(ctrl, private_root, workdir, lower, isolated) -> (sandbox_id, env, seed): in a "
-    "snapshot template, serve the engine's FORK requests on ctrl until it closes (then exit). "
-    "Returns only in a forked child, once it is a branch (session, channels, workdir view, "
-    "rlimits; READY sent) and the engine has sent it a frame: what of the FORK request is left "
-    "for Python to apply."};

@@ -9,7 +9,7 @@ PyObject* faas_native_prepare_confinement(PyObject* self, PyObject* args);
 PyObject* faas_native_confine(PyObject* self, PyObject* args);
 int faas_native_add_isolation_error(PyObject* module);
 // fork_server.c
-extern PyMethodDef faas_native_fork_server_method;
+PyObject* faas_native_serve_forks(PyObject* self, PyObject* args);
 
 static PyMethodDef methods[] = {
     {"prepare_confinement", faas_native_prepare_confinement, METH_VARARGS,
@@ -20,14 +20,18 @@ static PyMethodDef methods[] = {
      "zygote, confine it (private mounts, no capabilities, unprivileged uid, Landlock, seccomp); "
      "returns the seccomp filter's listener descriptor, for the engine. Raises IsolationError "
      "naming the failed step."},
-    {NULL, NULL, 0, NULL},  // serve_forks, added by PyInit
+    {"serve_forks", faas_native_serve_forks, METH_VARARGS,
+     "serve_forks(ctrl, private_root, workdir, lower, isolated) -> (sandbox_id, env, seed): in a "
+     "snapshot template, serve the engine's FORK requests on ctrl until it closes (then exit). "
+     "Returns only in a forked child, once it is a branch (session, channels, workdir view, "
+     "rlimits; READY sent) and the engine has sent it a frame: what of the FORK request is left "
+     "for Python to apply."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_faas_native",
                                     "Native steps of the sandbox kernel.", -1, methods};
 
 PyMODINIT_FUNC PyInit__faas_native(void) {
-  methods[2] = faas_native_fork_server_method;
   PyObject* m = PyModule_Create(&module);
   if (m && faas_native_add_isolation_error(m) < 0) {
     Py_DECREF(m);

@@ -329,7 +329,8 @@ class Kernel:
             apply_rlimits(request)
         except BaseException as exc:
             fatal(sock, exc)
-        self._finish_branch(sock, request)
+        sock.detach()
+        self._finish_branch(request.sandbox_id, request.env, request.seed)
 
     def _become_native_branch(self, request) -> None:
         """The Python half of a branch made by _faas_native.serve_forks, run at its first frame:
@@ -337,24 +338,17 @@ class Kernel:
         (sandbox id, environment, seed)."""
         self.template_ctrl.detach()  # C closed it
         self._enter_next_level()
-        sandbox_id, env, seed = request
+        self._finish_branch(*request)
+
+    def _finish_branch(self, sandbox_id: str, env, seed) -> None:
+        """Both paths end here: its environment, fresh randomness, then the kernel loop's own
+        view of the channels (fd 3 onwards)."""
         try:
             apply_environment(env, sandbox_id)
             _faas_branch.reseed(seed)
             self.attach()
         except BaseException as exc:
             fatal(socket.socket(fileno=3), exc)
-
-    def _finish_branch(self, sock: socket.socket, request) -> None:
-        """Both paths end here: its environment, fresh randomness, then the kernel loop's own
-        view of the channels."""
-        try:
-            apply_environment(request.env, request.sandbox_id)
-            _faas_branch.reseed(request.seed)
-            sock.detach()
-            self.attach()
-        except BaseException as exc:
-            fatal(sock, exc)
 
 
 def count_threads() -> int:
